@@ -1,0 +1,149 @@
+"""Certificate documents: build from a certify result, canonical bytes, hash, atomic save, safe load.
+
+A certificate is canonical JSON (sorted keys, exact rationals as "p/q" strings, no
+floats anywhere) with a SHA-256 over its canonical bytes without the ``sha256`` field.
+Loading parses JSON only: no eval, no sympify, no pickle.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from fractions import Fraction
+
+SCHEMA_VERSION = 1
+MAX_BYTES = 1 << 30
+
+
+class CertificateError(ValueError):
+    """The file is not a well-formed certificate (exit code 2 when it cannot be read)."""
+
+
+def q(value) -> str:
+    """Exact rational string of an int, Fraction or float ("p" or "p/q")."""
+    f = Fraction(value)
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def canonical(doc) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def digest(doc) -> str:
+    """SHA-256 over the canonical bytes of the document without its ``sha256`` field."""
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    return hashlib.sha256(canonical(body)).hexdigest()
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    out = {"python": platform.python_version()}
+    for dist in ("attncert", "numpy", "sympy", "mpmath", "python-flint", "z3-solver"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "unknown"
+    return out
+
+
+def construction_doc(construction) -> dict:
+    from constructions.expr import to_json
+    net = construction.network
+    return {
+        "name": construction.name,
+        "paper": construction.paper,
+        "theorem": construction.theorem,
+        "params": {k: (v if isinstance(v, str) else q(v)) for k, v in construction.params},
+        "network": net.to_json(),
+        "weights_sha256": net.weights_hash(),
+        "apriori_bound": str(construction.apriori_bound),
+        "notes": list(construction.notes),
+    }, [to_json(t) for t in construction.target]
+
+
+def certificate_doc(construction, result) -> dict:
+    """The certificate of a CERTIFIED result (the evidence is its paving)."""
+    if result.status != "CERTIFIED":
+        raise ValueError("only a CERTIFIED result makes a certificate")
+    cons, target = construction_doc(construction)
+    doc = {
+        "schema": "attncert/certificate",
+        "schema_version": SCHEMA_VERSION,
+        "construction": cons,
+        "inputs": list(construction.inputs),
+        "target": target,
+        "domain": [[q(a), q(b)] for a, b in construction.domain],
+        "eps": q(result.eps),
+        "norm": {"kind": "Linf"},
+        "status": "CERTIFIED",
+        "result": {
+            "max_bound": q(result.max_bound),
+            "observed_error": q(result.observed),
+            "witness": [q(v) for v in result.witness],
+        },
+        "evidence": {
+            "method": "paving",
+            "tree": result.tree,
+            "bounds": [q(l.bound) for l in result.leaves],
+            "hints": [list(l.hints) for l in result.leaves],
+        },
+        "stats": {"boxes_evaluated": result.boxes_evaluated,
+                  "seconds": f"{result.seconds:.3f}"},
+        "versions": versions(),
+    }
+    doc["sha256"] = digest(doc)
+    return doc
+
+
+def save(doc, path) -> None:
+    """Write canonical bytes atomically: a temporary file in the same folder, then rename."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".attncert-", suffix=".tmp", dir=folder)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(canonical(doc))
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _no_float(text):
+    raise CertificateError(f"certificate contains a float literal {text!r}; numbers must be exact strings")
+
+
+def load(path_or_bytes) -> dict:
+    """Parse a certificate file as plain JSON (never executes anything)."""
+    if isinstance(path_or_bytes, (bytes, bytearray)):
+        data = bytes(path_or_bytes)
+    else:
+        try:
+            with open(path_or_bytes, "rb") as fh:
+                data = fh.read(MAX_BYTES + 1)
+        except OSError as e:
+            raise CertificateError(f"cannot read {path_or_bytes}: {e.strerror}") from None
+    if len(data) > MAX_BYTES:
+        raise CertificateError("certificate larger than 1 GiB")
+    try:
+        doc = json.loads(data.decode("utf-8"), parse_float=_no_float,
+                         parse_constant=lambda c: _no_float(c))
+    except UnicodeDecodeError:
+        raise CertificateError("certificate is not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise CertificateError(f"certificate is not valid JSON (truncated?): {e.msg} at line {e.lineno}") from None
+    if not isinstance(doc, dict):
+        raise CertificateError("certificate is not a JSON object")
+    return doc

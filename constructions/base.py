@@ -1,0 +1,102 @@
+"""The immutable Construction record and the registry of builders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable
+
+import sympy
+
+from .exact import ParameterError, parse_int, parse_rational
+from .network import Network
+
+
+@dataclass(frozen=True)
+class Construction:
+    """An exactly specified network, its target, its domain and its a-priori error bound.
+
+    ``target`` holds one safe expression tree (see ``constructions.expr``) per network
+    output; ``domain`` is a box of rational (lo, hi) pairs, one per input ``x0, x1, ...``.
+    """
+    name: str
+    paper: str
+    theorem: str
+    params: tuple  # ((name, exact value), ...) in declaration order
+    network: Network
+    target: tuple
+    domain: tuple
+    apriori_bound: sympy.Expr
+    notes: tuple = ()
+
+    @property
+    def inputs(self) -> tuple:
+        return tuple(f"x{i}" for i in range(len(self.domain)))
+
+    def param_dict(self) -> dict:
+        return dict(self.params)
+
+    def apriori_float(self) -> float:
+        """The a-priori bound rounded up to a float, for display."""
+        v = sympy.N(self.apriori_bound, 30)
+        return float(sympy.Float(v, 30)) * (1 + 1e-12)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared parameter: name, kind ("rational", "int" or "expr"), default, help."""
+    name: str
+    kind: str
+    default: object
+    help: str
+
+    def parse(self, value):
+        if self.kind == "int":
+            return parse_int(value)
+        if self.kind == "rational":
+            return parse_rational(value)
+        if self.kind == "expr":
+            if not isinstance(value, str):
+                raise ParameterError(f"{self.name}: expected an expression string")
+            return value
+        if self.kind == "choice":
+            return str(value)
+        raise AssertionError(self.kind)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A registered construction: its builder and declared parameters."""
+    name: str
+    summary: str
+    paper: str
+    theorem: str
+    params: tuple
+    builder: Callable
+    symbolic: Callable | None = None
+
+
+REGISTRY: dict = {}
+
+
+def register(spec: Spec) -> Spec:
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def resolve_params(spec: Spec, given: dict) -> dict:
+    """Parse user values exactly, fill defaults, reject unknown names."""
+    known = {p.name: p for p in spec.params}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ParameterError(f"{spec.name}: unknown parameter {unknown[0]!r} "
+                             f"(known: {', '.join(known)})")
+    out = {}
+    for p in spec.params:
+        raw = given.get(p.name, p.default)
+        if raw is None:
+            raise ParameterError(f"{spec.name}: parameter {p.name!r} is required")
+        try:
+            out[p.name] = p.parse(raw)
+        except ParameterError as e:
+            raise ParameterError(f"{spec.name}: {p.name}: {e}") from None
+    return out

@@ -1,0 +1,123 @@
+"""The attention network as exact data: rational matrices, no floats.
+
+Forward pass, defined once (row-vector tokens):
+  Z = C + sum_i x_i E_i                         (affine embedding of the input x)
+  per layer: Y = sum_h softmax_keys(beta_h (Z[q] Wq_h)(Z[k] Wk_h)^T + B_h) (Z[k] Wv_h) Wo_h
+  output y = [Y_last[r, c] for (r, c) in readout]
+Every backend (mpmath, NumPy, CuPy, the certifier and the checker) computes exactly this.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+Mat = tuple  # tuple[tuple[Fraction, ...], ...]
+
+
+def mat(rows) -> Mat:
+    """Freeze a nested sequence of exact numbers into a tuple matrix of Fractions."""
+    out = []
+    for row in rows:
+        r = []
+        for v in row:
+            if isinstance(v, float):
+                raise TypeError("floats never enter a weight")
+            if hasattr(v, "p") and hasattr(v, "q"):
+                v = Fraction(int(v.p), int(v.q))
+            r.append(Fraction(v))
+        out.append(tuple(r))
+    return tuple(out)
+
+
+def shape(m: Mat) -> tuple[int, int]:
+    return (len(m), len(m[0]) if m else 0)
+
+
+def _enc(m: Mat):
+    return [[str(v) for v in row] for row in m]
+
+
+@dataclass(frozen=True)
+class Head:
+    """One softmax head; ``beta`` is the inverse temperature folded in front of QK^T."""
+    wq: Mat
+    wk: Mat
+    wv: Mat
+    wo: Mat
+    beta: Fraction
+    bias: Mat | None = None  # additive logit bias, (query rows) x (key rows)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Heads summed; rows ``query_rows`` attend over rows ``key_rows`` (cross-attention when they differ)."""
+    heads: tuple
+    query_rows: tuple
+    key_rows: tuple
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """Token matrix affine in the input: ``const + sum_i x_i * linear[i]``."""
+    const: Mat
+    linear: tuple
+
+
+@dataclass(frozen=True)
+class Network:
+    embedding: Embedding
+    layers: tuple
+    readout: tuple  # ((row, column), ...) of the last layer's output
+
+    def tensors(self) -> dict:
+        """Named exact tensors in a canonical order (used for hashing and export)."""
+        out = {"embed.const": self.embedding.const}
+        for i, e in enumerate(self.embedding.linear):
+            out[f"embed.linear.{i}"] = e
+        for li, layer in enumerate(self.layers):
+            for hi, h in enumerate(layer.heads):
+                p = f"layer{li}.head{hi}."
+                out[p + "wq"], out[p + "wk"], out[p + "wv"], out[p + "wo"] = h.wq, h.wk, h.wv, h.wo
+                out[p + "beta"] = ((h.beta,),)
+                if h.bias is not None:
+                    out[p + "bias"] = h.bias
+        return out
+
+    def to_json(self) -> dict:
+        """Exact JSON form: every number a "p/q" string."""
+        return {
+            "embedding": {"const": _enc(self.embedding.const),
+                          "linear": [_enc(e) for e in self.embedding.linear]},
+            "layers": [{
+                "query_rows": list(layer.query_rows),
+                "key_rows": list(layer.key_rows),
+                "heads": [{"wq": _enc(h.wq), "wk": _enc(h.wk), "wv": _enc(h.wv), "wo": _enc(h.wo),
+                           "beta": str(h.beta),
+                           "bias": None if h.bias is None else _enc(h.bias)} for h in layer.heads],
+            } for layer in self.layers],
+            "readout": [list(rc) for rc in self.readout],
+        }
+
+    def weights_hash(self) -> str:
+        """SHA-256 of the canonical JSON of the exact weights."""
+        return sha256_canonical(self.to_json())
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.embedding.linear)
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.embedding.const)
+
+
+def canonical_bytes(obj) -> bytes:
+    """Canonical JSON: sorted keys, no spaces, ASCII only."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False).encode("ascii")
+
+
+def sha256_canonical(obj) -> str:
+    return hashlib.sha256(canonical_bytes(obj)).hexdigest()
