@@ -13,6 +13,10 @@ import time
 
 EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
+# Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
+# its top-level imports light (heavy work is imported inside the command functions).
+COMMAND_MODULES: tuple = ()
+
 
 class UserError(Exception):
     """Bad input: reported as one line with exit code 2."""
@@ -258,6 +262,9 @@ def parser() -> argparse.ArgumentParser:
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
     sp.set_defaults(fn=cmd_demo)
+    import importlib
+    for mod in COMMAND_MODULES:
+        importlib.import_module(mod).add_commands(sub, common)
     return p
 
 
