@@ -226,7 +226,8 @@ def _box_bound(box, heads_all, targets, hints):
                 lo_s, hi_s = _affine_range(c[j] - c[ks], [G[j][i] - G[ks][i] for i in range(len(X))], qbox)
                 lo_v, hi_v = _affine_range(e[j], F[j], qbox)
                 sl.append(arb(lo_s)); sh.append(arb(hi_s))
-                vl.append(arb(lo_v)); vh.append(arb(hi_v))
+                # exact end points, so that the knapsack's comparisons with t are decided
+                vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
             el = [x.exp() for x in sl]
             eh = [x.exp() for x in sh]
             S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
