@@ -276,7 +276,12 @@ def to_json(tree):
 
 
 def from_json(obj, variables=None) -> tuple:
-    """Strictly validate a JSON expression and return its tree; never evaluates anything."""
+    """Strictly validate a JSON expression and return its tree; never evaluates anything.
+
+    Numbers must be canonical "p" or "p/q" strings (lowest terms, q > 1, no leading
+    zeros, no "-0"), so that ``to_json(from_json(obj)) == obj`` for every accepted obj.
+    ``variables``, when given, lists the names allowed.
+    """
     count = [0]
     allowed = None if variables is None else set(variables)
     return _from_json(obj, "$", 1, count, allowed)
@@ -332,7 +337,11 @@ def _json_number(s, path: str) -> Fraction:
         raise ExprError(f"number too long at {path}") from None
     if q == 0:
         raise ExprError(f"zero denominator at {path}")
-    return _check_num(Fraction(p, q), f"at {path}")
+    value = _check_num(Fraction(p, q), f"at {path}")
+    if _rat_str(value) != s:  # one number, one spelling: keeps canonical hashes unique
+        raise ExprError(f"number {s[:40]!r} at {path} is not in lowest terms "
+                        f"(write {_rat_str(value)[:40]!r})")
+    return value
 
 
 # ---------------------------------------------------------------- printing

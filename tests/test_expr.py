@@ -205,6 +205,17 @@ def test_round_trip_of_numbers():
     assert to_json(("pi",)) == {"const": "pi"}
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet="x01239.eE+-*/^(),_ pisncoqrtmaxlg'\"[]", max_size=40))
+def test_any_text_parses_or_raises_expr_error(text):
+    try:
+        t = parse(text)
+    except ExprError as e:
+        assert "\n" not in str(e)
+        return
+    assert from_json(to_json(t)) == t
+
+
 # ---------------------------------------------------------------- strict JSON validation
 
 GOOD = {"op": "add", "args": [{"var": "x0"}, {"num": "-3/4"}]}
@@ -234,6 +245,39 @@ def test_json_rejections_both_validators(obj):
         from_json(obj)
     with pytest.raises(ArbExprError):
         arb_eval(obj, {"x0": arb(1), "x1": arb(2)})
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5),
+              st.sampled_from(["x0", "sin", "add", "pow", "1/2", "-3", "1/0", "pi"])),
+    lambda c: st.one_of(st.lists(c, max_size=3),
+                        st.dictionaries(st.sampled_from(["op", "args", "num", "var", "const", "x"]), c,
+                                        max_size=2)),
+    max_leaves=10)
+
+
+@settings(max_examples=500, deadline=None)
+@given(json_values)
+def test_any_json_validates_or_raises(obj):
+    try:
+        t = from_json(obj)
+    except ExprError:
+        t = None
+    try:
+        b = arb_eval(obj, {"x0": arb(1)})
+    except ArbExprError:
+        assert t is None  # the checker accepts all that from_json accepts
+        return
+    assert isinstance(b, arb)
+    if t is not None:
+        assert to_json(t) == obj
+
+
+@pytest.mark.parametrize("s", ["2/4", "-0", "007", "3/1", "-6/3", "0/5", "1/01"])
+def test_from_json_wants_canonical_numbers(s):
+    with pytest.raises(ExprError, match="lowest terms"):
+        from_json({"num": s})
+    assert arb_eval({"num": s}, {}).is_finite()  # the checker only needs the exact value
 
 
 def test_json_depth_limit_both_validators():
