@@ -25,8 +25,6 @@ from verify import ifunc
 from verify import interval as iv
 from verify.target import float_eval, interval_eval
 
-N, V = ("num",), ("var",)
-
 
 def num(p, q=1):
     return ("num", Fraction(p, q))
