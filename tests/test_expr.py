@@ -172,7 +172,7 @@ def canonical(t):
     if t[0] == "neg" and kids[0][0] == "num":
         return ("num", -kids[0][1])
     if t[0] == "div" and kids[0][0] == "num" and kids[1][0] == "num":
-        return ("num", kids[0][1] / kids[1][1]) if kids[1][1] else ("div", kids[0], num(1))
+        return ("num", kids[0][1] / kids[1][1]) if kids[1][1] else kids[0]
     if t[0] == "div" and kids[1] == num(0):
         return ("div", kids[0], num(1))
     if t[0] == "pow" and kids[0] == num(0) and kids[1][1] < 0:
