@@ -1,0 +1,3 @@
+"""placeholder"""
+def add_commands(sub, common):
+    pass
