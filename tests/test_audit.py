@@ -86,7 +86,7 @@ def test_first_weight_difference_names():
     c = constructions.build("ramp", p=6).network.to_json()
     assert first_weight_difference(a, c) == "embed.const: shape 6x5 -> 7x5"
     d = constructions.build("ramp", p=5, a="-1/2").network.to_json()
-    assert first_weight_difference(a, d).== "embed.const[1, 4]: stored -1 -> now -1/2"
+    assert first_weight_difference(a, d) == "embed.const[1, 4]: stored -1 -> now -1/2"
     assert first_weight_difference(a, a) is None
 
 
