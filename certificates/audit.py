@@ -53,10 +53,22 @@ def find_certificates(root) -> list:
         for f in sorted(files):
             if f.endswith(".json"):
                 path = os.path.join(folder, f)
-                with open(path, "rb") as fh:
-                    if _MARK in fh.read(1 << 20):
-                        found.append(path)
+                if _mentions_schema(path):
+                    found.append(path)
     return found
+
+
+def _mentions_schema(path) -> bool:
+    """Whether the file contains the schema name anywhere (canonical JSON puts "schema" late)."""
+    tail = b""
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                return False
+            if _MARK in tail + chunk:
+                return True
+            tail = chunk[-len(_MARK):]
 
 
 def _tensor_name(path) -> tuple:

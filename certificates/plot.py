@@ -84,6 +84,9 @@ def _save(fig, out) -> None:
     ext = os.path.splitext(out)[1].lstrip(".").lower() or "png"
     fd, tmp = tempfile.mkstemp(prefix=".attncert-plot-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(out)))
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         fig.savefig(tmp, format=ext, dpi=fig.dpi, bbox_inches="tight", metadata={"Software": None}
                     if ext == "png" else None)
@@ -123,20 +126,20 @@ def _plot_1d(doc, out, points, dpi) -> None:
         top.plot(c["x"], c["target"][:, o], color="0.3", lw=2.2, label="target f" if o == 0 else None)
         top.plot(c["x"], c["network"][:, o], color="tab:blue", lw=1.0, label="network N" if o == 0 else None)
     top.set_ylabel("value")
-    top.legend(loc="upper left", frameon=False)
     top.set_title(_title(doc), fontsize=10)
     order = np.argsort(B.lo[:, 0])
     edges = np.concatenate([B.lo[order, 0], B.hi[order[-1:], 0]])
     bot.stairs(B.bounds[order], edges, color="tab:orange", lw=1.0, baseline=None,
                label=f"proved bound per box ({len(B.bounds)} boxes)")
-    bot.plot(c["x"], c["error"], color="tab:blue", lw=0.8, label="error |N - f| (float64 sample)")
+    bot.plot(c["x"], c["error"], color="tab:purple", lw=0.8, label="error |N - f| (float64 sample)")
     bot.axhline(B.eps, color="tab:red", ls="--", lw=1.0, label=f"eps = {doc['eps']}")
     bot.plot(B.witness[0], float(Fraction(doc["result"]["observed_error"])), "kx", ms=6,
              label="largest observed error")
     bot.set_ylim(0, B.eps * 1.15)
     bot.set_xlabel("x0")
     bot.set_ylabel("error")
-    bot.legend(loc="lower left", fontsize=8, frameon=True, framealpha=0.85, ncol=2)
+    handles = top.get_legend_handles_labels()[0] + bot.get_legend_handles_labels()[0]
+    top.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)  # the ramp's empty corner
     bot.set_title(f"certified: sup |N - f| <= {float(Fraction(doc['result']['max_bound'])):.5g} < eps", fontsize=9)
     fig.tight_layout()
     _save(fig, out)

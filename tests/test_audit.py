@@ -95,3 +95,11 @@ def test_shipped_library_audits_clean(capsys):
     names = sorted(os.path.basename(e.path) for e in entries)
     assert names == ["ramp-p41-kappa27_10.json", "ramp-p41-kappa8.json"]
     assert all(e.ok for e in entries), [(e.path, e.reason) for e in entries]
+
+
+def test_schema_marker_found_past_the_first_mebibyte(tmp_path):
+    from certificates.audit import find_certificates
+    big = tmp_path / "big.json"
+    big.write_bytes(b'{"a": "' + b"x" * ((1 << 20) - 10) + b'", "schema": "attncert/certificate"}')
+    (tmp_path / "other.json").write_text('{"schema": "something/else"}')
+    assert find_certificates(tmp_path) == [str(big)]

@@ -61,3 +61,19 @@ def test_json_format_kept(ramp41_cert, capsys):
     assert main(["check", "--format", "json", str(ramp41_cert)]) == 0
     (rep,) = json.loads(capsys.readouterr().out)
     assert rep["ok"] and rep["eps"] == "1/50"
+
+
+def test_example_workflow_and_hook_commands_parse():
+    """Every attncert command in the example workflow and the README hook is a valid invocation."""
+    import pathlib
+    import shlex
+    from certificates.cli import parser
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cmds = re.findall(r"^\s*run: (attncert .*)$", (root / "docs" / "attncert-audit.yml").read_text(), re.M)
+    cmds += re.findall(r"^\s*entry: (attncert .*)$", (root / "README.md").read_text(), re.M)
+    assert len(cmds) == 3
+    for cmd in cmds:
+        argv = shlex.split(cmd)[1:]
+        args = parser().parse_args(argv)
+        for path in getattr(args, "dirs", []) + getattr(args, "certs", []):
+            assert (root / path).exists(), path
