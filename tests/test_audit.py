@@ -103,3 +103,23 @@ def test_schema_marker_found_past_the_first_mebibyte(tmp_path):
     big.write_bytes(b'{"a": "' + b"x" * ((1 << 20) - 10) + b'", "schema": "attncert/certificate"}')
     (tmp_path / "other.json").write_text('{"schema": "something/else"}')
     assert find_certificates(tmp_path) == [str(big)]
+
+
+def test_audit_github_format_and_summary(tmp_path, capsys, monkeypatch):
+    from test_github import CMD
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    _small_cert(lib / "good.json")
+    doc = load(lib / "good.json")
+    doc["construction"]["params"]["p"] = "10"                   # rebuilds to other weights
+    doc["sha256"] = digest(doc)
+    save(doc, lib / "moved.json")
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["audit", str(lib), "--format", "github"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert CMD.match(lines[0]) and lines[0].startswith(f"::notice file={lib}/good.json,title=attncert audit%3A OK::")
+    assert CMD.match(lines[1]) and lines[1].startswith(f"::error file={lib}/moved.json,title=attncert audit%3A DRIFT::")
+    assert "first differing weight embed.const: shape 10x5 -> 11x5" in lines[1]
+    rows = [l for l in summary.read_text().splitlines() if l.startswith("| ")]
+    assert len(rows) == 3 and "| OK |" in rows[1] and "| DRIFT |" in rows[2]

@@ -77,3 +77,12 @@ def test_example_workflow_and_hook_commands_parse():
         args = parser().parse_args(argv)
         for path in getattr(args, "dirs", []) + getattr(args, "certs", []):
             assert (root / path).exists(), path
+
+
+def test_unreadable_certificate_annotated_and_exit_2(tmp_path, capsys):
+    bad = tmp_path / "trunc.json"
+    bad.write_text('{"schema": "attncert/certificate", "eps": ')
+    assert main(["check", "--format", "github", str(bad)]) == 2
+    out, err = capsys.readouterr()
+    assert CMD.match(out.strip()) and out.startswith(f"::error file={bad},title=attncert check%3A unreadable")
+    assert len(err.strip().splitlines()) == 1 and "not valid JSON" in err
