@@ -15,6 +15,12 @@ def cmd_plot(args) -> int:
     ext = args.output.rsplit(".", 1)[-1].lower() if "." in args.output else ""
     if ext not in ("png", "svg", "pdf"):
         raise UserError(f"-o {args.output}: use a .png, .svg or .pdf file name")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UserError("plot needs matplotlib: pip install matplotlib (it is in the [dev] extra)") from None
+    if args.points is not None and args.points < 2:
+        raise UserError("--points must be at least 2")
     if args.rates:
         if args.cert:
             raise UserError("--rates draws a series, not a certificate: drop the CERT argument")
@@ -30,7 +36,7 @@ def cmd_plot(args) -> int:
             if len(vals) < 2:
                 raise UserError("--sweep needs at least two values")
             params = _sets(args.set)
-            rows = certified_series(args.construction, params, sweep.strip(), vals, points=args.points)
+            rows = certified_series(args.construction, params, sweep.strip(), vals, points=args.points or 200_001)
             meta = {"construction": args.construction, "params": params, "sweep": sweep.strip()}
             if args.save_data:
                 save_series(rows, args.save_data, meta)
@@ -58,7 +64,7 @@ def cmd_plot(args) -> int:
             print(f"{args.cert}: INVALID: {res.reason} (nothing drawn; --no-check draws it anyway)")
             return EXIT_FAIL
     try:
-        kind = plot_certificate(doc, args.output, points=args.points, dpi=args.dpi)
+        kind = plot_certificate(doc, args.output, points=args.points or 4001, dpi=args.dpi)
     except PlotError as e:
         raise UserError(str(e)) from None
     print(f"wrote {args.output} ({kind} plot of {doc['construction']['name']})")
@@ -69,7 +75,8 @@ def add_commands(sub, common) -> None:
     sp = sub.add_parser("plot", help="draw a certificate (1-D/2-D) or, with --rates, certified error against p")
     sp.add_argument("cert", nargs="?", help="certificate file (omit with --rates)")
     sp.add_argument("-o", "--output", help="output image (.png, .svg or .pdf)")
-    sp.add_argument("--points", type=int, default=4001, help="float samples for the curves / the sup estimate")
+    sp.add_argument("--points", type=int, default=None,
+                    help="float samples: curves (default 4001) or each sup estimate with --rates (200001)")
     sp.add_argument("--dpi", type=int, default=100)
     sp.add_argument("--no-check", action="store_true", help="draw without re-checking the certificate first")
     sp.add_argument("--rates", action="store_true", help="plot certified error against a swept parameter")
