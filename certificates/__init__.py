@@ -1,0 +1,9 @@
+"""Certificate model, schema, independent checker and the public certificate API.
+
+``check(path_or_obj) -> CheckResult``, ``load``/``save`` and ``certificate(construction,
+result)`` are the script-facing entry points; nothing here imports ``verify``.
+"""
+from .api import CheckResult, certificate, check, reproducible_doc
+from .model import CertificateError, load, save
+
+__all__ = ["CheckResult", "CertificateError", "certificate", "check", "load", "reproducible_doc", "save"]

@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
-COMMAND_MODULES: tuple = ()
+COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot")
 
 
 class UserError(Exception):
@@ -180,6 +180,9 @@ def cmd_check(args) -> int:
         try:
             doc = load(path)
         except CertificateError as e:
+            if args.format == "github":
+                from certificates.github import annotation
+                print(annotation("error", str(e), file=path, title="attncert check: unreadable certificate"))
             raise UserError(f"{path}: {e}")
         try:
             rep = check_doc(doc, path)
@@ -191,6 +194,9 @@ def cmd_check(args) -> int:
             worst = EXIT_FAIL
     if args.format == "json":
         print(json.dumps(reports, indent=2, sort_keys=True))
+    elif args.format == "github":
+        from certificates.github import emit_check
+        emit_check(reports)
     else:
         for r in reports:
             if r["ok"]:
@@ -258,7 +264,7 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--time-limit", type=float, default=None)
     sp = sub.add_parser("check", help="re-check certificates independently")
     sp.add_argument("certs", nargs="+")
-    common(sp)
+    sp.add_argument("--format", choices=["text", "json", "github"], default="text")
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
     sp.set_defaults(fn=cmd_demo)

@@ -1,0 +1,8 @@
+"""Evaluation backends, rigorous enclosures and the branch-and-bound certifier.
+
+``verify.certify(construction, eps, ...)`` is the public entry point (a function: it
+shadows the submodule name on purpose; ``from verify.certify import ...`` still works).
+"""
+from .certify import CERTIFIED, REFUTED, UNKNOWN, CertifyResult, certify
+
+__all__ = ["certify", "CertifyResult", "CERTIFIED", "REFUTED", "UNKNOWN"]

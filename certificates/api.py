@@ -1,0 +1,94 @@
+"""The public Python API for certificates: typed check results and reproducible documents.
+
+``check`` wraps the independent checker and returns a ``CheckResult`` instead of raising,
+so scripts can branch on ``result.ok``.  Nothing here imports ``verify``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .model import CertificateError, certificate_doc, digest, load
+
+# Fields of certificate_doc that vary from run to run and carry no proof.
+VOLATILE_NOTE = "omitted for a reproducible certificate"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of re-checking one certificate; ``ok`` is True exactly when it holds."""
+    ok: bool
+    status: str              # "CERTIFIED" when it holds, "INVALID" otherwise
+    eps: Fraction | None
+    max_bound: Fraction | None   # the largest proved bound the certificate claims
+    checked_max_bound: float     # the largest bound the checker re-derived (0.0 if invalid)
+    boxes: int
+    reason: str = ""
+    name: str = ""
+    path: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def _frac(doc, *keys):
+    try:
+        v = doc
+        for k in keys:
+            v = v[k]
+        return Fraction(v) if isinstance(v, str) and len(v) < 5000 else None
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+
+
+def check(path_or_obj) -> CheckResult:
+    """Re-check a certificate given as a path, bytes or a parsed dict.
+
+    An invalid certificate gives ``ok=False`` with the reason; a file that cannot be read
+    or parsed raises ``CertificateError`` (that is an input error, not a verdict).
+    """
+    from .checker import Invalid, check_doc
+    if isinstance(path_or_obj, dict):
+        doc, path = path_or_obj, "<certificate>"
+    elif isinstance(path_or_obj, (bytes, bytearray)):
+        doc, path = load(path_or_obj), "<bytes>"
+    else:
+        path = os.fspath(path_or_obj)
+        doc = load(path)
+    name = doc.get("construction", {}).get("name", "") if isinstance(doc.get("construction"), dict) else ""
+    try:
+        rep = check_doc(doc, path)
+    except Invalid as e:
+        return CheckResult(False, "INVALID", _frac(doc, "eps"), _frac(doc, "result", "max_bound"),
+                           0.0, 0, str(e), str(name), path)
+    except (KeyError, TypeError, IndexError) as e:  # structure the schema could not vouch for
+        return CheckResult(False, "INVALID", _frac(doc, "eps"), _frac(doc, "result", "max_bound"),
+                           0.0, 0, f"malformed certificate ({type(e).__name__}: {e})", str(name), path)
+    return CheckResult(True, "CERTIFIED", Fraction(rep.eps), Fraction(rep.max_bound), rep.checked_max_bound,
+                       rep.boxes, "", rep.name, path)
+
+
+def reproducible_doc(doc) -> dict:
+    """A copy without run-dependent fields (timing, library versions), re-hashed.
+
+    The proof content (weights, target, domain, eps, paving, bounds) is untouched, so the
+    checker accepts it exactly as before; two runs on one machine give identical bytes.
+    """
+    out = dict(doc)
+    stats = dict(out.get("stats", {}))
+    stats.pop("seconds", None)
+    out["stats"] = stats
+    out["versions"] = {"note": VOLATILE_NOTE}
+    out["sha256"] = digest(out)
+    return out
+
+
+def certificate(construction, result, *, reproducible: bool = False) -> dict:
+    """The certificate document of a CERTIFIED ``verify.certify`` result (``reproducible``:
+    without timing and versions, so that regenerating it gives identical bytes)."""
+    doc = certificate_doc(construction, result)
+    return reproducible_doc(doc) if reproducible else doc
+
+
+__all__ = ["CheckResult", "CertificateError", "check", "certificate", "reproducible_doc"]
