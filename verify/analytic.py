@@ -1,0 +1,198 @@
+"""Closed-form error bounds on cells where one key leads: gap lemmas + the convex-hull argument.
+
+On a box cell C, let ``top`` be a key whose logit leads at the centre.  For every other
+key j, M_j = min_C (logit_top - logit_j) is an exact rational (logits are affine), proved
+by a z3 gap lemma.  Keys with M_j >= ACTIVE_CUT *trail*: their weights sum to at most
+lam = sum e^{-M_j}.  The rest are *active*; those with M_j >= 0 weigh no more than top.
+So the output lies in conv{means of active values allowed by that ordering} +- lam*spread,
+a bound that does not depend on how sharp the softmax is: the piece count is the cell
+count, whatever gamma is.  Arb bounds e^{-M} rigorously; no exp enters z3.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from itertools import combinations
+
+import numpy as np
+from flint import arb, ctx, fmpq
+
+from .linearize import UnsupportedNetwork, frac_interval
+from .smt import GapLemma
+
+ACTIVE_CUT = Fraction(1)   # keys with a margin below this stay in the convex hull
+MAX_ORDERED = 4            # hull vertices enumerate subsets of the ordered active keys
+PREC = 128
+ROUND_BITS = 64            # stored bounds: rounded up to about 64 significant bits
+MIN_EXP = -1100            # ... and never finer than 2^-1100
+
+
+def arb_up_rational(x: arb) -> Fraction:
+    """A rational >= every point of the ball x (rounded up to ~64 bits); non-finite -> error."""
+    if not x.is_finite():
+        raise ArithmeticError("a bound came out non-finite")
+    u = x.upper()
+    man, exp = (int(v) for v in u.mid().man_exp())
+    if man == 0:
+        return Fraction(0)
+    shift = max(MIN_EXP, exp + man.bit_length() - ROUND_BITS)
+    if exp >= shift:
+        return Fraction(man << (exp - shift)) * Fraction(2) ** shift
+    k = shift - exp
+    return Fraction(-((-man) >> k)) * Fraction(2) ** shift  # ceil(man / 2^k) 2^shift
+
+
+def box_min_affine(c, g, cell) -> Fraction:
+    """Exact min over a box of c + g.x (at the vertex that each slope's sign picks)."""
+    return c + sum((gi * (lo if gi > 0 else hi) for gi, (lo, hi) in zip(g, cell) if gi != 0), Fraction(0))
+
+
+def box_range_affine(c, g, cell):
+    return box_min_affine(c, g, cell), -box_min_affine(-c, [-v for v in g], cell)
+
+
+def _upper_envelope_points(c, g, lo, hi, exclude=()):
+    """Exact x in (lo, hi) where the leading line changes (1-D upper envelope of c_j + g_j x)."""
+    keys = [j for j in range(len(c)) if j not in exclude]
+    if not keys:
+        return []
+    x = lo
+    lead = max(keys, key=lambda j: (c[j] + g[j] * x, g[j]))
+    out = []
+    while True:
+        best = None
+        for j in keys:
+            if g[j] > g[lead]:
+                xj = (c[lead] - c[j]) / (g[j] - g[lead])
+                if xj >= x and (best is None or (xj, -g[j]) < (best[0], -g[best[1]])):
+                    best = (xj, j)
+        if best is None or best[0] >= hi:
+            return out
+        if best[0] > x:
+            out.append(best[0])
+        x, lead = best
+        lead = max((j for j in keys if c[j] + g[j] * x == c[lead] + g[lead] * x), key=lambda j: g[j])
+
+
+def cells_1d(forms, domain):
+    """Cells of a 1-D domain: split where any head's leader or runner-up changes (exact)."""
+    (lo, hi), = domain
+    pts = {lo, hi}
+    for per in forms:
+        for h in per:
+            c, g = h.c, [row[0] for row in h.G]
+            lead_pts = [lo] + _upper_envelope_points(c, g, lo, hi) + [hi]
+            pts.update(lead_pts)
+            for u, v in zip(lead_pts, lead_pts[1:]):
+                mid = (u + v) / 2
+                t = max(range(len(c)), key=lambda j: (c[j] + g[j] * mid, -j))
+                pts.update(_upper_envelope_points(c, g, u, v, exclude=(t,)))
+    s = sorted(pts)
+    return [((u, v),) for u, v in zip(s, s[1:])]
+
+
+@dataclass
+class HeadPlan:
+    """How one head is bounded on one cell: its top key, the gap lemma, the active keys."""
+    output: int
+    head: int
+    top: int
+    lemma: GapLemma | None
+    active: tuple
+
+
+@dataclass
+class CellPlan:
+    cell: tuple
+    heads: list = field(default_factory=list)
+    bound: Fraction | None = None
+
+
+def plan_cell(forms, cell, lemma_prefix: str) -> CellPlan:
+    """Top keys, exact margins (as gap lemmas) and active sets for every head on one cell."""
+    centre = [(lo + hi) / 2 for lo, hi in cell]
+    plan = CellPlan(cell=tuple(cell))
+    for o, per in enumerate(forms):
+        for hn, h in enumerate(per):
+            n = len(h.c)
+            val = [h.c[j] + sum((gi * xi for gi, xi in zip(h.G[j], centre)), Fraction(0)) for j in range(n)]
+            t = max(range(n), key=lambda j: (val[j], -j))
+            claims, active = [], []
+            for j in range(n):
+                if j == t:
+                    continue
+                m = box_min_affine(h.c[t] - h.c[j], [a - b for a, b in zip(h.G[t], h.G[j])], cell)
+                claims.append((j, m))
+                if m < ACTIVE_CUT:
+                    active.append(j)
+            lemma = GapLemma(f"{lemma_prefix}.o{o}.h{hn}", tuple(cell), o, hn, t, tuple(claims)) if claims else None
+            plan.heads.append(HeadPlan(o, hn, t, lemma, tuple(active)))
+    return plan
+
+
+def _q(f: Fraction) -> fmpq:
+    return fmpq(f.numerator, f.denominator)
+
+
+def head_enclosure(h, hp: HeadPlan, cell):
+    """Arb enclosure (lo, hi) of one head's output over the cell, from the plan's margins."""
+    margins = dict(hp.lemma.claims) if hp.lemma else {}
+    n = len(h.c)
+    t = hp.top
+    vr = [box_range_affine(h.e[j], h.F[j], cell) for j in range(n)]
+    active = set(hp.active)
+    trailing = [j for j in range(n) if j != t and j not in active]
+    ordered = sorted(j for j in active if margins[j] >= 0)
+    free = sorted(j for j in active if margins[j] < 0)
+    verts = [vr[j] for j in free]
+    if len(ordered) <= MAX_ORDERED:
+        for k in range(len(ordered) + 1):
+            for S in combinations(ordered, k):
+                grp = (t,) + S
+                verts.append((sum(vr[j][0] for j in grp) / len(grp), sum(vr[j][1] for j in grp) / len(grp)))
+    else:
+        verts += [vr[j] for j in [t] + ordered]
+    c_lo, c_hi = min(v[0] for v in verts), max(v[1] for v in verts)
+    if not trailing:
+        return arb(_q(c_lo)), arb(_q(c_hi))
+    lam = arb(0)
+    for j in trailing:
+        lam += (-arb(_q(margins[j]))).exp()
+    lam = arb.min(lam, arb(1)).upper() if lam.is_finite() else arb(1)
+    spread = max(max(vr[j][1] for j in trailing) - c_lo, c_hi - min(vr[j][0] for j in trailing), Fraction(0))
+    leak = lam * arb(_q(spread))
+    return arb(_q(c_lo)) - leak, arb(_q(c_hi)) + leak
+
+
+def cell_bound(forms, plan: CellPlan, targets) -> Fraction:
+    """Proved rational upper bound of sup_C |N - f| (target enclosed by outward-rounded floats)."""
+    from .target import interval_eval
+    old = ctx.prec
+    ctx.prec = PREC
+    try:
+        cell = plan.cell
+        box = {f"x{i}": (frac_interval([lo])[0], frac_interval([hi])[1]) for i, (lo, hi) in enumerate(cell)}
+        worst = arb(0)
+        for o, tree in enumerate(targets):
+            n_lo, n_hi = arb(0), arb(0)
+            for hp in plan.heads:
+                if hp.output == o:
+                    lo, hi = head_enclosure(forms[o][hp.head], hp, cell)
+                    n_lo, n_hi = n_lo + lo, n_hi + hi
+            flo, fhi = interval_eval(tree, box, np)
+            flo, fhi = float(np.asarray(flo).ravel()[0]), float(np.asarray(fhi).ravel()[0])
+            if not (np.isfinite(flo) and np.isfinite(fhi)):
+                raise ArithmeticError("target enclosure is not finite")
+            err = arb.max(n_hi - arb(flo), arb(fhi) - n_lo)
+            worst = arb.max(worst, err)
+        return arb_up_rational(worst)
+    finally:
+        ctx.prec = old
+
+
+def default_cells(construction, forms):
+    """The cells for a construction: 1-D envelope cells; other shapes must supply theirs."""
+    if len(construction.domain) != 1:
+        raise UnsupportedNetwork("analytic cells are derived automatically for 1-D inputs only; "
+                                 "pass cells= (e.g. a max-affine grid) for more inputs")
+    return cells_1d(forms, construction.domain)
