@@ -195,4 +195,28 @@ def default_cells(construction, forms):
     if len(construction.domain) != 1:
         raise UnsupportedNetwork("analytic cells are derived automatically for 1-D inputs only; "
                                  "pass cells= (e.g. a max-affine grid) for more inputs")
-    return cells_1d(forms, construction.domain)
+    (lo, hi), = construction.domain
+    cells = cells_1d(forms, construction.domain)
+    kinks = sorted({k for t in construction.target for k in target_kinks(t)} - {lo, hi})
+    out = []
+    for (u, v), in cells:  # also split where the target has a kink, e.g. a and b of Range_[a,b]
+        pts = [u] + [k for k in kinks if u < k < v] + [v]
+        out += [((s, e),) for s, e in zip(pts, pts[1:])]
+    return out
+
+
+def target_kinks(tree):
+    """Constant kink points of a 1-D target: numeric ends of range/min/max/relu (exact)."""
+    tag = tree[0]
+    if tag in ("num", "var", "pi"):
+        return set()
+    out = set()
+    for t in tree[1:]:
+        out |= target_kinks(t)
+    if tag == "range" and tree[1][0] == "num" and tree[2][0] == "num":
+        out |= {tree[1][1], tree[2][1]}
+    elif tag in ("min", "max"):
+        out |= {t[1] for t in tree[1:] if t[0] == "num"}
+    elif tag == "relu":
+        out.add(Fraction(0))
+    return out
