@@ -42,12 +42,17 @@ def arb_up_rational(x: arb) -> Fraction:
     return Fraction(-((-man) >> k)) * Fraction(2) ** shift  # ceil(man / 2^k) 2^shift
 
 
-def box_min_affine(c, g, cell) -> Fraction:
-    """Exact min over a box of c + g.x (at the vertex that each slope's sign picks)."""
-    return c + sum((gi * (lo if gi > 0 else hi) for gi, (lo, hi) in zip(g, cell) if gi != 0), Fraction(0))
+def box_min_affine(c, g, cell):
+    """Exact min over a box of c + g.x (at the vertex that each slope's sign picks); Fraction or fmpq."""
+    out = c
+    for gi, (lo, hi) in zip(g, cell):
+        if gi != 0:
+            out = out + gi * (lo if gi > 0 else hi)
+    return out
 
 
 def box_range_affine(c, g, cell):
+    """Exact (min, max) over a box of c + g.x."""
     return box_min_affine(c, g, cell), -box_min_affine(-c, [-v for v in g], cell)
 
 
@@ -80,13 +85,13 @@ def cells_1d(forms, domain):
     pts = {lo, hi}
     for per in forms:
         for h in per:
-            c, g = h.c, [row[0] for row in h.G]
-            lead_pts = [lo] + _upper_envelope_points(c, g, lo, hi) + [hi]
-            pts.update(lead_pts)
+            c, g = [_q(v) for v in h.c], [_q(row[0]) for row in h.G]   # fmpq: much faster than Fraction
+            lead_pts = [_q(lo)] + _upper_envelope_points(c, g, _q(lo), _q(hi)) + [_q(hi)]
+            pts.update(_f(x) for x in lead_pts)
             for u, v in zip(lead_pts, lead_pts[1:]):
                 mid = (u + v) / 2
                 t = max(range(len(c)), key=lambda j: (c[j] + g[j] * mid, -j))
-                pts.update(_upper_envelope_points(c, g, u, v, exclude=(t,)))
+                pts.update(_f(x) for x in _upper_envelope_points(c, g, u, v, exclude=(t,)))
     s = sorted(pts)
     return [((u, v),) for u, v in zip(s, s[1:])]
 
@@ -110,18 +115,20 @@ class CellPlan:
 
 def plan_cell(forms, cell, lemma_prefix: str) -> CellPlan:
     """Top keys, exact margins (as gap lemmas) and active sets for every head on one cell."""
-    centre = [(lo + hi) / 2 for lo, hi in cell]
+    qcell = [(_q(lo), _q(hi)) for lo, hi in cell]
+    centre = [(lo + hi) / 2 for lo, hi in qcell]
     plan = CellPlan(cell=tuple(cell))
     for o, per in enumerate(forms):
         for hn, h in enumerate(per):
             n = len(h.c)
-            val = [h.c[j] + sum((gi * xi for gi, xi in zip(h.G[j], centre)), Fraction(0)) for j in range(n)]
+            c, G = _fq(h)
+            val = [c[j] + sum((gi * xi for gi, xi in zip(G[j], centre)), fmpq(0)) for j in range(n)]
             t = max(range(n), key=lambda j: (val[j], -j))
             claims, active = [], []
             for j in range(n):
                 if j == t:
                     continue
-                m = box_min_affine(h.c[t] - h.c[j], [a - b for a, b in zip(h.G[t], h.G[j])], cell)
+                m = _f(box_min_affine(c[t] - c[j], [a - b for a, b in zip(G[t], G[j])], qcell))
                 claims.append((j, m))
                 if m < ACTIVE_CUT:
                     active.append(j)
@@ -134,12 +141,30 @@ def _q(f: Fraction) -> fmpq:
     return fmpq(f.numerator, f.denominator)
 
 
+def _f(x: fmpq) -> Fraction:
+    return Fraction(int(x.p), int(x.q))
+
+
+_FQ: dict = {}
+
+
+def _fq(h):
+    """The logits of an AffineHead as fmpq (cached per head object): c, G."""
+    key = id(h)
+    if key not in _FQ or _FQ[key][0] is not h:
+        if len(_FQ) > 4096:
+            _FQ.clear()
+        _FQ[key] = (h, [_q(v) for v in h.c], [[_q(v) for v in row] for row in h.G])
+    return _FQ[key][1], _FQ[key][2]
+
+
 def head_enclosure(h, hp: HeadPlan, cell):
     """Arb enclosure (lo, hi) of one head's output over the cell, from the plan's margins."""
     margins = dict(hp.lemma.claims) if hp.lemma else {}
     n = len(h.c)
     t = hp.top
-    vr = [box_range_affine(h.e[j], h.F[j], cell) for j in range(n)]
+    qcell = [(_q(lo), _q(hi)) for lo, hi in cell]
+    vr = [tuple(_f(v) for v in box_range_affine(_q(h.e[j]), [_q(v) for v in h.F[j]], qcell)) for j in range(n)]
     active = set(hp.active)
     trailing = [j for j in range(n) if j != t and j not in active]
     ordered = sorted(j for j in active if margins[j] >= 0)

@@ -25,7 +25,8 @@ class LemmaFailed(Exception):
 
 def num(r) -> str:
     """An exact rational as an SMT-LIB Real term: 3.0, (/ 3.0 7.0), (- (/ 3.0 7.0))."""
-    r = Fraction(r)
+    if type(r) is not Fraction:
+        r = Fraction(r)
     a = abs(r)
     body = f"{a.numerator}.0" if a.denominator == 1 else f"(/ {a.numerator}.0 {a.denominator}.0)"
     return f"(- {body})" if r < 0 else body
