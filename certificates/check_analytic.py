@@ -9,6 +9,7 @@ rationals that the pieces tile the domain.
 """
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from itertools import combinations
 
@@ -18,6 +19,7 @@ from .arbexpr import arb_interval
 from .checker import Invalid, _box_bound, _fr, _leaves, _rat
 
 LEMMA_TIMEOUT_MS = 10_000
+_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}\Z")
 ACTIVE_ORDER_MAX = 4
 
 
@@ -98,6 +100,10 @@ def _check_lemmas(ev, heads_all, D, timeout_ms, cross_check):
     out = {}
     for n, lm in enumerate(ev["lemmas"]):
         lid = lm["id"]
+        if type(lid) is not str or not _ID.match(lid):  # the id is echoed into the SMT-LIB text
+            raise Invalid(f"lemma {n}: malformed id")
+        if lm["kind"] != "gap" or lm["expect"] != "unsat" or type(lm["smt2"]) is not str:
+            raise Invalid(f"lemma {lid}: only gap lemmas expected unsat are understood")
         if lid in out:
             raise Invalid(f"lemma {lid} appears twice")
         cell = _cell(lm["cell"], f"lemma {lid} cell")
@@ -111,6 +117,8 @@ def _check_lemmas(ev, heads_all, D, timeout_ms, cross_check):
             raise Invalid(f"lemma {lid}: top key out of range")
         claims = []
         for pair in lm["claims"]:
+            if type(pair) is not list or len(pair) != 2:
+                raise Invalid(f"lemma {lid}: a claim is not a [key, margin] pair")
             j, m = pair[0], _fr(_rat(pair[1], f"lemma {lid} margin"))
             if type(j) is not int or not 0 <= j < len(c) or j == t:
                 raise Invalid(f"lemma {lid}: claim names an invalid key")

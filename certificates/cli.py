@@ -223,6 +223,10 @@ def cmd_check(args) -> int:
                     print("attncert: --cross-check skipped: the cvc5 package is not installed", file=sys.stderr)
                 else:
                     opts["cross_check"] = True
+            if getattr(args, "lemma_timeout", None) is not None:
+                if not args.lemma_timeout > 0:
+                    raise UserError("--lemma-timeout must be positive")
+                opts["timeout_ms"] = int(args.lemma_timeout * 1000)
             rep = check_doc(doc, path, **opts)
             reports.append({"path": path, "ok": True, "name": rep.name, "eps": rep.eps,
                             "max_bound": rep.max_bound, "checked_max_bound": rep.checked_max_bound,
@@ -313,6 +317,8 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("certs", nargs="+")
     sp.add_argument("--cross-check", action="store_true",
                     help="re-run SMT lemmas with cvc5 as well (skipped with a message when cvc5 is absent)")
+    sp.add_argument("--lemma-timeout", type=float, default=None,
+                    help="seconds per SMT lemma (default 10); a lemma that times out is 'unknown': invalid")
     common(sp)
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")

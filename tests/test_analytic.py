@@ -144,6 +144,10 @@ TAMPERS = {
     "margin raised (text re-rendered)": (_raise_margin, "z3 answers sat"),
     "lemma removed": (lambda d: d["evidence"]["lemmas"].pop(3), "does not hold"),
     "claim removed": (lambda d: _lemma(d)["claims"].pop(), "claims must cover"),
+    "id smuggles SMT commands": (lambda d: (_lemma(d).__setitem__("id", "x\n(set-option :regular-output-channel \"/tmp/pwn\")"),
+                                            [p["heads"][0].__setitem__("lemma", _lemma(d)["id"])
+                                             for p in _pieces_with_lemma(d, d["evidence"]["lemmas"][3]["id"])]),
+                                 "schema violation|malformed id"),
     "trivially unsat lemma": (lambda d: _lemma(d).__setitem__("smt2", "(set-logic QF_LRA)\n(assert false)\n(check-sat)\n"),
                               "does not state"),
     "piece removed": (lambda d: d["evidence"]["pieces"].pop(0) and d["evidence"]["lemmas"].pop(0), "cover"),
@@ -214,6 +218,8 @@ def test_cli_certify_analytic_and_cross_check(tmp_path, capsys, monkeypatch):
     assert main(["check", str(out), "--cross-check"]) == 0
     assert "cvc5 package is not installed" in capsys.readouterr().err
     assert main(["certify", "ramp", "--set", "p=17", "--set", "kappa=8", "--eps", "0.04", "--method", "analytic"]) == 1
+    assert main(["check", str(out), "--lemma-timeout", "0"]) == 2
+    assert main(["check", str(out), "--lemma-timeout", "5"]) == 0
 
 
 def test_cvc5_agrees_on_every_lemma(sharp9):
@@ -250,3 +256,17 @@ def test_check_analytic_shares_no_code_with_search():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(m.split(".")[0] in {"verify", "constructions"} for m in mods), (name, mods)
+
+
+def test_lemma_id_cannot_smuggle_smt_commands_without_the_schema(sharp9, monkeypatch):
+    """Even if jsonschema were absent, an id with a newline never reaches a solver."""
+    import certificates.checker as checker
+    monkeypatch.setattr(checker, "_validate_schema", lambda doc: None)
+    doc = load(sharp9[2])
+    lm = _lemma(doc)
+    old = lm["id"]
+    lm["id"] = "x\n(set-option :regular-output-channel \"/tmp/pwn\")"
+    for p in _pieces_with_lemma(doc, old):
+        p["heads"][0]["lemma"] = lm["id"]
+    with pytest.raises(Invalid, match="malformed id"):
+        check_doc(_rehash(doc))
