@@ -126,7 +126,7 @@ def _raise_margin(doc):
     lm = _lemma(doc)
     j, m = lm["claims"][0]
     lm["claims"][0][1] = str(Fraction(m) + 1)
-    heads = _affine_heads(doc["construction"]["network"], 1)
+    heads = _affine_heads(doc["construction"]["network"], len(doc["domain"]))
     c, G, _, _ = heads[lm["output"]][lm["head"]]
     cell = [(Fraction(a), Fraction(b)) for a, b in lm["cell"]]
     lm["smt2"] = expected_text(lm["id"], cell, c, G, lm["top"], [(k, Fraction(v)) for k, v in lm["claims"]])
@@ -269,4 +269,46 @@ def test_lemma_id_cannot_smuggle_smt_commands_without_the_schema(sharp9, monkeyp
     for p in _pieces_with_lemma(doc, old):
         p["heads"][0]["lemma"] = lm["id"]
     with pytest.raises(Invalid, match="malformed id"):
+        check_doc(_rehash(doc))
+
+
+def _grid_network(G=4, beta=6400):
+    """A 2-D nearest-centre (max-affine) head on [0,1]^2: logit beta(2c.x - |c|^2), value c0 + c1."""
+    from constructions.network import Embedding, Head, Layer, Network, mat
+    F = Fraction
+    cs = [((F(2 * i + 1, 2 * G)), F(2 * j + 1, 2 * G)) for i in range(G) for j in range(G)]
+    const = [[0, 0, 1, 0, 0, 0, 0]] + [[0, 0, 0, 2 * a, 2 * b, -(a * a + b * b), a + b] for a, b in cs]
+    lin0 = [[1, 0, 0, 0, 0, 0, 0]] + [[0] * 7 for _ in cs]
+    lin1 = [[0, 1, 0, 0, 0, 0, 0]] + [[0] * 7 for _ in cs]
+    eye = lambda rows: mat([[1 if (r, c) in rows else 0 for c in range(3)] for r in range(7)])
+    head = Head(wq=eye({(0, 0), (1, 1), (2, 2)}), wk=eye({(3, 0), (4, 1), (5, 2)}),
+                wv=mat([[0]] * 6 + [[1]]), wo=mat([[1]]), beta=F(beta))
+    return Network(embedding=Embedding(const=mat(const), linear=(mat(lin0), mat(lin1))),
+                   layers=(Layer(heads=(head,), query_rows=(0,), key_rows=tuple(range(1, len(cs) + 1))),),
+                   readout=((0, 0),))
+
+
+def test_two_dimensional_grid_cells_plug_in(tmp_path):
+    """Cells need not be 1-D: grid cubes of a max-affine partition go through the same machinery."""
+    import sympy
+    from constructions.base import Construction
+    F = Fraction
+    G = 4
+    c = Construction(name="grid2d", paper="test", theorem="test", params=(), network=_grid_network(G),
+                     target=(("add", ("var", "x0"), ("var", "x1")),), domain=((F(0), F(1)), (F(0), F(1))),
+                     apriori_bound=sympy.Integer(1))
+    cells = [((F(i, G), F(i + 1, G)), (F(j, G), F(j + 1, G))) for i in range(G) for j in range(G)]
+    res = certify_analytic(c, "1", method="analytic", cells=cells)
+    assert res.status == "CERTIFIED" and len(res.pieces) == 16 and res.lemma_count == 16, res.reason
+    path = tmp_path / "g.json"
+    save(analytic_certificate_doc(c, res), path)
+    doc = load(path)
+    assert "(declare-fun x1 () Real)" in doc["evidence"]["lemmas"][0]["smt2"]
+    rep = check_doc(doc)
+    assert rep.boxes == 16 and rep.details["lemmas"] == 16
+    # every top key leads its own cube: all margins are >= 0, and far keys trail by >= beta*h^2/...
+    for lm in doc["evidence"]["lemmas"]:
+        assert min(Fraction(m) for _, m in lm["claims"]) == 0
+    _raise_margin(doc)
+    with pytest.raises(Invalid, match="z3 answers sat at x0 = .*, x1 = "):
         check_doc(_rehash(doc))
