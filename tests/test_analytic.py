@@ -97,6 +97,19 @@ def test_piece_bounds_hold_at_dense_high_precision_samples(which, request):
     assert worst_ratio > 0.5  # the samples do reach the bounds somewhere (tightness is visible)
 
 
+def test_leakage_only_pieces_are_tight(mixed17):
+    """Outside [a, b] the target is constant and the bound is pure leakage: it must be near the truth."""
+    c, res, _ = mixed17
+    for piece in (res.pieces[0], res.pieces[-1]):
+        assert piece.method == "analytic"
+        (lo, hi), = piece.cell
+        end = hi if piece is res.pieces[0] else lo   # x = a or x = b, where leakage peaks
+        with mpmath.workdps(60):
+            err = abs(forward_mp(c.network, [end], 60)[0] - mp_eval(c.target[0], {"x0": mpmath.mpf(end.numerator) / end.denominator}))
+        bound = mpmath.mpf(piece.bound.numerator) / piece.bound.denominator
+        assert err <= bound < 1.01 * err, (piece.cell, err, bound)
+
+
 def test_mixed_certificate_records_methods_and_checks(mixed17):
     c, res, path = mixed17
     methods = [p.method for p in res.pieces]
@@ -312,3 +325,13 @@ def test_two_dimensional_grid_cells_plug_in(tmp_path):
     _raise_margin(doc)
     with pytest.raises(Invalid, match="z3 answers sat at x0 = .*, x1 = "):
         check_doc(_rehash(doc))
+
+
+@pytest.mark.slow
+def test_full_certify_piece_count_is_the_same_at_kappa_1e9():
+    counts = []
+    for kappa in ("1000000", "1000000000"):
+        res = certify_analytic(_ramp(65, kappa, hi="3"), "0.015626", method="analytic")
+        assert res.status == "CERTIFIED", res.reason
+        counts.append((len(res.pieces), res.lemma_count))
+    assert counts[0] == counts[1] == (130, 130)

@@ -2,9 +2,9 @@
 
 On a box cell C, let ``top`` be a key whose logit leads at the centre.  For every other
 key j, M_j = min_C (logit_top - logit_j) is an exact rational (logits are affine), proved
-by a z3 gap lemma.  Keys with M_j >= ACTIVE_CUT *trail*: their weights sum to at most
-lam = sum e^{-M_j}.  The rest are *active*; those with M_j >= 0 weigh no more than top.
-So the output lies in conv{means of active values allowed by that ordering} +- lam*spread,
+by a z3 gap lemma.  Keys with M_j >= ACTIVE_CUT *trail*: each weighs at most e^{-M_j}.
+The rest are *active*; those with M_j >= 0 weigh no more than top.  So the output lies in
+conv{means of active values allowed by that ordering} +- sum_j e^{-M_j} spread_j,
 a bound that does not depend on how sharp the softmax is: the piece count is the cell
 count, whatever gamma is.  Arb bounds e^{-M} rigorously; no exp enters z3.
 """
@@ -180,12 +180,14 @@ def head_enclosure(h, hp: HeadPlan, cell):
     c_lo, c_hi = min(v[0] for v in verts), max(v[1] for v in verts)
     if not trailing:
         return arb(_q(c_lo)), arb(_q(c_hi))
-    lam = arb(0)
-    for j in trailing:
-        lam += (-arb(_q(margins[j]))).exp()
-    lam = arb.min(lam, arb(1)).upper() if lam.is_finite() else arb(1)
-    spread = max(max(vr[j][1] for j in trailing) - c_lo, c_hi - min(vr[j][0] for j in trailing), Fraction(0))
-    leak = lam * arb(_q(spread))
+    # N - c = sum_T a_j (v_j - c), a_j <= e^{-M_j} and sum_T a_j <= 1: so |N - c| <= both of
+    # sum_T e^{-M_j} s_j and max_T s_j, with s_j = sup |v_j - c| over the cell.
+    spreads = [max(vr[j][1] - c_lo, c_hi - vr[j][0], Fraction(0)) for j in trailing]
+    leak = arb(0)
+    for j, s_j in zip(trailing, spreads):
+        leak += (-arb(_q(margins[j]))).exp() * arb(_q(s_j))
+    cap = arb(_q(max(spreads)))
+    leak = arb.min(leak, cap).upper() if leak.is_finite() else cap
     return arb(_q(c_lo)) - leak, arb(_q(c_hi)) + leak
 
 
