@@ -335,3 +335,16 @@ def test_full_certify_piece_count_is_the_same_at_kappa_1e9():
         assert res.status == "CERTIFIED", res.reason
         counts.append((len(res.pieces), res.lemma_count))
     assert counts[0] == counts[1] == (130, 130)
+
+
+def test_a_lemma_z3_does_not_prove_is_never_written(monkeypatch):
+    import verify.certify_analytic as ca
+    from verify.smt import LemmaFailed
+
+    def refuse(lemma_id, text, n, timeout):
+        raise LemmaFailed(lemma_id, "unknown", None, "timeout")
+    monkeypatch.setattr(ca, "run_z3", refuse)
+    res = ca.certify_analytic(_ramp(9, "1000000"), "0.126", method="analytic")
+    assert res.status == "UNKNOWN" and "z3 answers unknown" in res.reason
+    res = ca.certify_analytic(_ramp(9, "1000000"), "0.126", method="auto")  # paves instead
+    assert res.status == "CERTIFIED" and {p.method for p in res.pieces} == {"paving"}

@@ -17,7 +17,7 @@ from .analytic import CellPlan, cell_bound, default_cells, plan_cell
 from .certify import CERTIFIED, REFUTED, UNKNOWN, certify
 from .linearize import affine_form
 from .sampling import max_error_sampled
-from .smt import DEFAULT_TIMEOUT_MS, run_z3
+from .smt import DEFAULT_TIMEOUT_MS, LemmaFailed, run_z3
 
 
 @dataclass
@@ -67,19 +67,29 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
     res = AnalyticResult(UNKNOWN, eps, method)
     for n, cell in enumerate(cells):
         plan = plan_cell(forms, cell, f"c{n}")
-        b = cell_bound(forms, plan, construction.target)
-        if b < eps:
-            for hp in plan.heads:
-                if hp.lemma is not None:
-                    res.z3_seconds += run_z3(hp.lemma.id, hp.lemma.text(forms[hp.output][hp.head]),
-                                             len(cell), lemma_timeout_ms)
-                    res.lemma_count += 1
+        try:
+            b = cell_bound(forms, plan, construction.target)
+            why = None if b < eps else f"closed-form bound {float(b):.6g} is not below eps"
+        except ArithmeticError as e:  # a non-finite enclosure is a failure, never a number
+            b, why = None, f"closed form failed: {e}"
+        if why is None:
+            try:
+                z3s, k = 0.0, 0
+                for hp in plan.heads:
+                    if hp.lemma is not None:
+                        z3s += run_z3(hp.lemma.id, hp.lemma.text(forms[hp.output][hp.head]),
+                                      len(cell), lemma_timeout_ms)
+                        k += 1
+                res.z3_seconds += z3s
+                res.lemma_count += k
+            except LemmaFailed as e:  # never write down a lemma that z3 did not prove
+                why = str(e)
+        if why is None:
             plan.bound = b
             res.pieces.append(Piece(tuple(cell), "analytic", b, plan=plan))
             continue
         if method == "analytic":
-            res.reason = (f"cell {n} [{', '.join(f'{lo}..{hi}' for lo, hi in cell)}]: closed-form bound "
-                          f"{float(b):.6g} is not below eps (try --method auto)")
+            res.reason = (f"cell {n} [{', '.join(f'{lo}..{hi}' for lo, hi in cell)}]: {why} (try --method auto)")
             return _finish(construction, res, t0, observe_points)
         left = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
         sub = certify(dataclasses.replace(construction, domain=tuple(cell)), eps, max_boxes=max_boxes,
