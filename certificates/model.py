@@ -151,10 +151,8 @@ def load(path_or_bytes) -> dict:
 
 def analytic_certificate_doc(construction, result) -> dict:
     """The certificate of a CERTIFIED analytic/auto result: pieces tiling the domain, and z3 lemmas."""
-    from verify.linearize import affine_form
     if result.status != "CERTIFIED":
         raise ValueError("only a CERTIFIED result makes a certificate")
-    forms = affine_form(construction.network)
     pieces, lemmas = [], []
     for p in result.pieces:
         piece = {"cell": [[q(lo), q(hi)] for lo, hi in p.cell], "method": p.method, "bound": q(p.bound)}
@@ -165,11 +163,13 @@ def analytic_certificate_doc(construction, result) -> dict:
                                        "active": list(hp.active),
                                        "lemma": None if hp.lemma is None else hp.lemma.id})
                 if hp.lemma is not None:
+                    if hp.text is None:
+                        raise ValueError(f"lemma {hp.lemma.id} was not proved by z3; it is never written")
                     lm = hp.lemma
                     lemmas.append({"id": lm.id, "kind": "gap", "cell": piece["cell"], "output": lm.output,
                                    "head": lm.head, "top": lm.top,
                                    "claims": [[j, q(m)] for j, m in lm.claims], "expect": "unsat",
-                                   "smt2": lm.text(forms[lm.output][lm.head])})
+                                   "smt2": hp.text})
         else:
             sub = p.paving
             piece.update({"tree": sub.tree, "bounds": [q(l.bound) for l in sub.leaves],

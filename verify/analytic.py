@@ -104,6 +104,7 @@ class HeadPlan:
     top: int
     lemma: GapLemma | None
     active: tuple
+    text: str | None = None   # the lemma's SMT-LIB text, once z3 has proved it
 
 
 @dataclass

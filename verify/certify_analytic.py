@@ -77,8 +77,8 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
                 z3s, k = 0.0, 0
                 for hp in plan.heads:
                     if hp.lemma is not None:
-                        z3s += run_z3(hp.lemma.id, hp.lemma.text(forms[hp.output][hp.head]),
-                                      len(cell), lemma_timeout_ms)
+                        hp.text = hp.lemma.text(forms[hp.output][hp.head])
+                        z3s += run_z3(hp.lemma.id, hp.text, len(cell), lemma_timeout_ms)
                         k += 1
                 res.z3_seconds += z3s
                 res.lemma_count += k
