@@ -251,8 +251,11 @@ def _box_bound(box, heads_all, targets, hints):
     return worst
 
 
-def check_doc(doc, path="<certificate>") -> CheckReport:
-    """Check a parsed certificate; raises Invalid with the first reason it fails."""
+def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
+    """Check a parsed certificate; raises Invalid with the first reason it fails.
+
+    ``opts`` (cross_check, timeout_ms) go to the piecewise branch (certificates.check_analytic).
+    """
     _validate_schema(doc)
     if doc.get("sha256") != _sha({k: v for k, v in doc.items() if k != "sha256"}):
         raise Invalid("sha256 does not match the certificate's contents")
@@ -277,6 +280,9 @@ def check_doc(doc, path="<certificate>") -> CheckReport:
     except ArbExprError as e:
         raise Invalid(f"target: {e}") from None
     ev = doc["evidence"]
+    if ev["method"] != "paving":  # "analytic" / "mixed": pieces with z3 gap lemmas
+        from .check_analytic import check_piecewise_doc
+        return check_piecewise_doc(doc, path, domain, heads_all, targets, _rat(doc["eps"], "eps"), **opts)
     boxes = _leaves(ev["tree"], domain, D)
     if len(ev["bounds"]) != len(boxes) or len(ev["hints"]) != len(boxes):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {len(boxes)} boxes")

@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
-COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot")
+COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot", "certificates.audit_cli")
 
 
 class UserError(Exception):
@@ -145,6 +145,8 @@ def cmd_certify(args) -> int:
     c = _construction(args)
     if eps <= 0:
         raise UserError("--eps must be positive")
+    if getattr(args, "method", "paving") != "paving":
+        return _certify_pieces(args, c, eps)
     res = certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
                   progress=None if args.format == "text" else False)
     info = {"status": res.status, "construction": c.name, "eps": str(eps), "max_bound": res.max_bound,
@@ -172,6 +174,39 @@ def cmd_certify(args) -> int:
     return EXIT_FAIL
 
 
+def _certify_pieces(args, c, eps) -> int:
+    """certify --method analytic|auto: pieces with z3 gap lemmas (verify.certify_analytic)."""
+    from verify.certify_analytic import certify_analytic
+    from verify.linearize import UnsupportedNetwork
+    try:
+        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=args.time_limit)
+    except UnsupportedNetwork as e:
+        raise UserError(str(e)) from None
+    n_an = sum(p.method == "analytic" for p in res.pieces)
+    info = {"status": res.status, "construction": c.name, "eps": str(eps), "method": args.method,
+            "max_bound": res.max_bound, "observed_error": res.observed, "witness": [str(v) for v in res.witness],
+            "pieces": len(res.pieces), "analytic_pieces": n_an, "lemmas": res.lemma_count,
+            "z3_seconds": round(res.z3_seconds, 3), "boxes": res.boxes_evaluated,
+            "seconds": round(res.seconds, 3), "reason": res.reason, "apriori_bound": c.apriori_float()}
+    if res.status == "CERTIFIED":
+        from certificates.model import analytic_certificate_doc, save
+        if args.output:
+            save(analytic_certificate_doc(c, res), args.output)
+            info["certificate"] = args.output
+        _emit(args, f"CERTIFIED ({args.method}): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
+                    f"on the whole domain ({len(res.pieces)} pieces, {n_an} analytic, {res.lemma_count} z3 lemmas in "
+                    f"{res.z3_seconds:.2f}s, {res.seconds:.2f}s); largest observed error {res.observed:.6g}"
+                    + (f"\ncertificate written to {args.output}" if args.output else ""), info)
+        return EXIT_OK
+    if res.status == "REFUTED":
+        info["witness_lower_bound"] = res.witness_lower
+        _emit(args, f"REFUTED: at x = {[str(v) for v in res.witness]} the error is proved >= {res.witness_lower:.9g} "
+                    f"> eps = {float(eps):.6g}", info)
+        return EXIT_FAIL
+    _emit(args, f"UNKNOWN: {res.reason}", info)
+    return EXIT_FAIL
+
+
 def cmd_check(args) -> int:
     from certificates.checker import Invalid, check_doc
     from certificates.model import CertificateError, load
@@ -185,10 +220,20 @@ def cmd_check(args) -> int:
                 print(annotation("error", str(e), file=path, title="attncert check: unreadable certificate"))
             raise UserError(f"{path}: {e}")
         try:
-            rep = check_doc(doc, path)
+            opts = {}
+            if getattr(args, "cross_check", False):
+                if not _have_cvc5():
+                    print("attncert: --cross-check skipped: the cvc5 package is not installed", file=sys.stderr)
+                else:
+                    opts["cross_check"] = True
+            if getattr(args, "lemma_timeout", None) is not None:
+                if not args.lemma_timeout > 0:
+                    raise UserError("--lemma-timeout must be positive")
+                opts["timeout_ms"] = int(args.lemma_timeout * 1000)
+            rep = check_doc(doc, path, **opts)
             reports.append({"path": path, "ok": True, "name": rep.name, "eps": rep.eps,
                             "max_bound": rep.max_bound, "checked_max_bound": rep.checked_max_bound,
-                            "boxes": rep.boxes, "observed_error": rep.observed_error})
+                            "boxes": rep.boxes, "observed_error": rep.observed_error, **rep.details})
         except Invalid as e:
             reports.append({"path": path, "ok": False, "reason": str(e)})
             worst = EXIT_FAIL
@@ -199,12 +244,21 @@ def cmd_check(args) -> int:
         emit_check(reports)
     else:
         for r in reports:
-            if r["ok"]:
+            if r["ok"] and "lemmas" in r:
+                print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps {r['eps']} over "
+                      f"{r['pieces']} pieces ({r['method']}; {r['lemmas']} z3 lemmas re-run"
+                      f"{', cross-checked with cvc5' if r['cross_check'] else ''}; bounds re-derived in Arb)")
+            elif r["ok"]:
                 print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps "
                       f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)")
             else:
                 print(f"{r['path']}: INVALID: {r['reason']}")
     return worst
+
+
+def _have_cvc5() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("cvc5") is not None
 
 
 def cmd_demo(args) -> int:
@@ -262,9 +316,16 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("-o", "--output")
             sp.add_argument("--max-boxes", type=int, default=2_000_000)
             sp.add_argument("--time-limit", type=float, default=None)
+            sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
+                            help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
+                                 "auto: analytic where its closed form is below eps, paving elsewhere")
     sp = sub.add_parser("check", help="re-check certificates independently")
     sp.add_argument("certs", nargs="+")
     sp.add_argument("--format", choices=["text", "json", "github"], default="text")
+    sp.add_argument("--cross-check", action="store_true",
+                    help="re-run SMT lemmas with cvc5 as well (skipped with a message when cvc5 is absent)")
+    sp.add_argument("--lemma-timeout", type=float, default=None,
+                    help="seconds per SMT lemma (default 10); a lemma that times out is 'unknown': invalid")
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
     sp.set_defaults(fn=cmd_demo)

@@ -147,3 +147,58 @@ def load(path_or_bytes) -> dict:
     if not isinstance(doc, dict):
         raise CertificateError("certificate is not a JSON object")
     return doc
+
+
+def analytic_certificate_doc(construction, result) -> dict:
+    """The certificate of a CERTIFIED analytic/auto result: pieces tiling the domain, and z3 lemmas."""
+    if result.status != "CERTIFIED":
+        raise ValueError("only a CERTIFIED result makes a certificate")
+    pieces, lemmas = [], []
+    for p in result.pieces:
+        piece = {"cell": [[q(lo), q(hi)] for lo, hi in p.cell], "method": p.method, "bound": q(p.bound)}
+        if p.method == "analytic":
+            piece["heads"] = []
+            for hp in p.plan.heads:
+                piece["heads"].append({"output": hp.output, "head": hp.head, "top": hp.top,
+                                       "active": list(hp.active),
+                                       "lemma": None if hp.lemma is None else hp.lemma.id})
+                if hp.lemma is not None:
+                    if hp.text is None:
+                        raise ValueError(f"lemma {hp.lemma.id} was not proved by z3; it is never written")
+                    lm = hp.lemma
+                    lemmas.append({"id": lm.id, "kind": "gap", "cell": piece["cell"], "output": lm.output,
+                                   "head": lm.head, "top": lm.top,
+                                   "claims": [[j, q(m)] for j, m in lm.claims], "expect": "unsat",
+                                   "smt2": hp.text})
+        else:
+            sub = p.paving
+            piece.update({"tree": sub.tree, "bounds": [q(l.bound) for l in sub.leaves],
+                          "hints": [list(l.hints) for l in sub.leaves]})
+        pieces.append(piece)
+    cons, target = construction_doc(construction)
+    doc = {
+        "schema": "attncert/certificate",
+        "schema_version": SCHEMA_VERSION,
+        "construction": cons,
+        "inputs": list(construction.inputs),
+        "target": target,
+        "domain": [[q(a), q(b)] for a, b in construction.domain],
+        "eps": q(result.eps),
+        "norm": {"kind": "Linf"},
+        "status": "CERTIFIED",
+        "result": {
+            "max_bound": q(max(p.bound for p in result.pieces)),
+            "observed_error": q(result.observed),
+            "witness": [q(v) for v in result.witness],
+        },
+        "evidence": {
+            "method": "analytic" if all(p.method == "analytic" for p in result.pieces) else "mixed",
+            "pieces": pieces,
+            "lemmas": lemmas,
+        },
+        "stats": {"boxes_evaluated": result.boxes_evaluated, "lemmas": result.lemma_count,
+                  "z3_seconds": f"{result.z3_seconds:.3f}", "seconds": f"{result.seconds:.3f}"},
+        "versions": versions(),
+    }
+    doc["sha256"] = digest(doc)
+    return doc
