@@ -15,7 +15,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
-COMMAND_MODULES: tuple = ()
+COMMAND_MODULES: tuple = ("certificates.cli_export",)
 
 
 class UserError(Exception):
@@ -143,6 +143,9 @@ def cmd_certify(args) -> int:
     except ParameterError as e:
         raise UserError(f"--eps: {e}") from None
     c = _construction(args)
+    if args.float64:  # certify exactly the float64 weights that the exporters write
+        from constructions.float64 import to_float64
+        c = to_float64(c)
     if eps <= 0:
         raise UserError("--eps must be positive")
     res = certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
@@ -175,6 +178,8 @@ def cmd_certify(args) -> int:
 def cmd_check(args) -> int:
     from certificates.checker import Invalid, check_doc
     from certificates.model import CertificateError, load
+    if args.weights and len(args.certs) != 1:
+        raise UserError("--weights compares one weights file with exactly one certificate")
     reports, worst = [], EXIT_OK
     for path in args.certs:
         try:
@@ -183,6 +188,12 @@ def cmd_check(args) -> int:
             raise UserError(f"{path}: {e}")
         try:
             rep = check_doc(doc, path)
+            if args.weights:  # the weights file must hold exactly the certified weights
+                from certificates.cli_export import weights_problems
+                bad = weights_problems(args.weights, doc)
+                if bad:
+                    raise Invalid(f"weights file {args.weights} does not match: {bad[0]}"
+                                  + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
             reports.append({"path": path, "ok": True, "name": rep.name, "eps": rep.eps,
                             "max_bound": rep.max_bound, "checked_max_bound": rep.checked_max_bound,
                             "boxes": rep.boxes, "observed_error": rep.observed_error})
@@ -195,7 +206,8 @@ def cmd_check(args) -> int:
         for r in reports:
             if r["ok"]:
                 print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps "
-                      f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)")
+                      f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)"
+                      + (f"; {args.weights} holds exactly these weights, bit for bit" if args.weights else ""))
             else:
                 print(f"{r['path']}: INVALID: {r['reason']}")
     return worst
@@ -256,8 +268,12 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("-o", "--output")
             sp.add_argument("--max-boxes", type=int, default=2_000_000)
             sp.add_argument("--time-limit", type=float, default=None)
+            sp.add_argument("--float64", action="store_true",
+                            help="fold beta into W_Q and round every weight to float64 first (needed to export)")
     sp = sub.add_parser("check", help="re-check certificates independently")
     sp.add_argument("certs", nargs="+")
+    sp.add_argument("--weights", metavar="FILE", help="also confirm that FILE (safetensors or npz) holds "
+                                                      "exactly the certificate's weights, bit for bit")
     common(sp)
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
