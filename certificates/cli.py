@@ -187,13 +187,13 @@ def cmd_check(args) -> int:
         except CertificateError as e:
             raise UserError(f"{path}: {e}")
         try:
-            rep = check_doc(doc, path)
             if args.weights:  # the weights file must hold exactly the certified weights
                 from certificates.cli_export import weights_problems
                 bad = weights_problems(args.weights, doc)
                 if bad:
                     raise Invalid(f"weights file {args.weights} does not match: {bad[0]}"
                                   + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
+            rep = check_doc(doc, path)
             reports.append({"path": path, "ok": True, "name": rep.name, "eps": rep.eps,
                             "max_bound": rep.max_bound, "checked_max_bound": rep.checked_max_bound,
                             "boxes": rep.boxes, "observed_error": rep.observed_error})

@@ -48,3 +48,27 @@ def two_head(p: int = 9, kappa=Fraction(8)) -> Construction:
                         params=(("p", p), ("kappa", kappa)), network=net,
                         target=(("range", ("num", Fraction(-1)), ("num", Fraction(1)), ("var", "x0")),),
                         domain=((Fraction(-2), Fraction(2)),), apriori_bound=sympy.Integer(1))
+
+
+def two_layer() -> Construction:
+    """A small two-layer network (d_k != d_v, a bias, several query rows) with dyadic weights.
+
+    The certifier handles one layer only, so this one is used to test that the exporters
+    follow any Network structure; its "certificate" is made by hand in the test.
+    """
+    F = lambda rows: mat([[Fraction(v).limit_denominator(64) for v in r] for r in rows])
+    const = F([[0, 1, 0.5], [1, 0, -0.25], [0.5, 0.5, 1], [-1, 0.75, 0]])
+    lin = F([[1, 0, 0], [0, 0.5, 0], [0, 0, -1], [0.25, 0, 0]])
+    h0 = Head(wq=F([[1, 0], [0, 2], [0.5, 0]]), wk=F([[0, 1], [1, 0], [0, 0.5]]),
+              wv=F([[1, 0, 0], [0, 1, 0], [0, 0, 1]]), wo=F([[1, 0], [0, 1], [0.5, 0.5]]), beta=Fraction(3),
+              bias=F([[0, -1, 0.5], [0, 0, 0], [1, 0, -2]]))
+    h1 = Head(wq=F([[0.5, 0], [0, 1], [1, 1]]), wk=F([[1, 0], [0, -1], [0.25, 0]]),
+              wv=F([[0, 1, 0], [1, 0, 0], [0, 0, 2]]), wo=F([[1, 0], [0, -1], [0, 0.5]]), beta=Fraction(1, 2))
+    h2 = Head(wq=F([[2], [1]]), wk=F([[1], [0.5]]), wv=F([[1, 0], [0, 1]]), wo=F([[1], [1]]), beta=Fraction(4))
+    net = Network(embedding=Embedding(const=const, linear=(lin,)),
+                  layers=(Layer(heads=(h0, h1), query_rows=(0, 1, 2), key_rows=(1, 2, 3)),
+                          Layer(heads=(h2,), query_rows=(0, 2), key_rows=(0, 1, 2))),
+                  readout=((0, 0), (1, 0)))
+    return Construction(name="two-layer-test", paper="(test network)", theorem="(structure only)",
+                        params=(), network=net, target=(("var", "x0"), ("var", "x0")),
+                        domain=((Fraction(-1), Fraction(1)),), apriori_bound=sympy.Integer(1))

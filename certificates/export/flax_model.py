@@ -54,7 +54,7 @@ class AttncertFlax:
         Z = self.tree["embed"]["const"] + jnp.einsum("ni,itd->ntd", x, self.tree["embed"]["linear"])
         for module, variables, layer in self.layers:
             q, k = Z[:, layer["query_rows"]], Z[:, layer["key_rows"]]
-            Z = module.apply(variables, q, k, k)
+            Z = module.apply(variables, q, k)  # inputs_v defaults to inputs_k
         r = self.tree["readout"]
         return Z[:, r[:, 0], r[:, 1]]
 
