@@ -46,7 +46,7 @@ def cmd_export(args) -> int:
 
 
 def _extra(fmt: str) -> str:
-    return {"torch": "torch", "onnx": "onnx", "flax": "jax"}.get(fmt, "export")
+    return {"torch": "torch", "onnx": "onnx", "flax": "jax"}.get(fmt, "safetensors")
 
 
 def add_commands(sub, common) -> None:
