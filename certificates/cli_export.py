@@ -33,7 +33,9 @@ def cmd_export(args) -> int:
             print(f"{args.cert}: INVALID: {e}; nothing exported")
             return EXIT_FAIL
     try:
-        info = export(doc, args.to, args.output)
+        if args.onnx_attention and args.to != "onnx":
+            raise ExportError("--onnx-attention applies to --to onnx only")
+        info = export(doc, args.to, args.output, **({"attention_op": True} if args.onnx_attention else {}))
     except CertificateMismatch as e:
         print(f"{args.cert}: INVALID: {e}; nothing exported")
         return EXIT_FAIL
@@ -55,5 +57,7 @@ def add_commands(sub, common) -> None:
     sp.add_argument("--to", required=True, choices=FORMATS)
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--no-check", action="store_true", help="skip re-checking the certificate in Arb first")
+    sp.add_argument("--onnx-attention", action="store_true",
+                    help="onnx: one opset-23 Attention node per head (scale=1.0) instead of MatMul/Softmax")
     common(sp)
     sp.set_defaults(fn=cmd_export)

@@ -49,6 +49,9 @@ def main() -> None:
         so = ort.SessionOptions()
         so.graph_optimization_level = level
         runs[name] = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
+    so = ort.SessionOptions()
+    runs["onnxruntime opset-23 Attention"] = ort.InferenceSession(
+        onnx_export.to_bytes(doc, attention_op=True), so, providers=["CPUExecutionProvider"]).run(None, {"x": X})[0]
     tree = flax_export.tree(doc)
     runs["flax MHDPA (flax attention)"] = np.asarray(flax_model.AttncertFlax(tree)(X))
     runs["flax MHDPA (own float64 softmax)"] = np.asarray(flax_model.AttncertFlax(tree, flax_model.float64_attention)(X))

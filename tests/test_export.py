@@ -161,19 +161,23 @@ def test_torch_without_sqrt_head_dim_compensation_fails_loudly(case):
         check_outputs(y, case)
 
 
-def test_onnx_graph_checks_and_runs_in_onnxruntime(case, tmp_path):
+@pytest.mark.parametrize("attention_op", [False, True], ids=["matmul-softmax", "opset23-attention"])
+def test_onnx_graph_checks_and_runs_in_onnxruntime(case, tmp_path, attention_op):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     from certificates.cli import main
     path = tmp_path / "m.onnx"
-    assert main(["export", str(case.path), "--to", "onnx", "-o", str(path), "--no-check"]) == 0
+    assert main(["export", str(case.path), "--to", "onnx", "-o", str(path), "--no-check"]
+                + (["--onnx-attention"] if attention_op else [])) == 0
     m = onnx.load(str(path))
     onnx.checker.check_model(m, full_check=True)
-    assert 17 <= m.opset_import[0].version <= 21
+    assert m.opset_import[0].version == 23 if attention_op else 17 <= m.opset_import[0].version <= 21
     assert all(i.data_type in (onnx.TensorProto.DOUBLE, onnx.TensorProto.INT64) for i in m.graph.initializer)
-    float_attrs = [(n.op_type, a.name) for n in m.graph.node for a in n.attribute
+    float_attrs = [(n.op_type, a.name, a.f) for n in m.graph.node for a in n.attribute
                    if a.type in (onnx.AttributeProto.FLOAT, onnx.AttributeProto.FLOATS, onnx.AttributeProto.TENSOR)]
-    assert float_attrs == []
+    n_heads = sum(len(layer["heads"]) for layer in case.doc["construction"]["network"]["layers"])
+    assert float_attrs == ([("Attention", "scale", 1.0)] * n_heads if attention_op else [])
+    assert ("Softmax" in {n.op_type for n in m.graph.node}) != attention_op
     assert json.loads({p.key: p.value for p in m.metadata_props}["attncert"])["certificate_sha256"] == case.doc["sha256"]
     for level in (ort.GraphOptimizationLevel.ORT_DISABLE_ALL, ort.GraphOptimizationLevel.ORT_ENABLE_ALL):
         so = ort.SessionOptions()
@@ -255,6 +259,7 @@ def test_exports_are_byte_identical(case):
     from certificates.export import flax_export, npz_export, onnx_export, safetensors_export, torch_export
     for mod in (safetensors_export, npz_export, torch_export, onnx_export, flax_export):
         assert mod.to_bytes(case.doc) == mod.to_bytes(json.loads(json.dumps(case.doc))), mod.__name__
+    assert onnx_export.to_bytes(case.doc, True) == onnx_export.to_bytes(case.doc, True)
 
 
 def test_safetensors_bytes_identical_across_processes(case, tmp_path):
@@ -352,3 +357,13 @@ def test_certify_float64_then_export_and_check_end_to_end(tmp_path, capsys):
     assert main(["export", str(cert), "--to", "safetensors", "-o", str(st)]) == 0
     assert main(["check", "--weights", str(st), str(cert)]) == 0
     assert "bit for bit" in capsys.readouterr().out
+
+
+def test_export_bad_options_exit_2_one_line(case, tmp_path, capsys):
+    from certificates.cli import main
+    out = str(tmp_path / "m.npz")
+    assert main(["export", str(case.path), "--to", "npz", "--onnx-attention", "-o", out]) == 2
+    assert main(["export", str(tmp_path / "missing.json"), "--to", "npz", "-o", out]) == 2
+    assert main(["export", str(case.path), "--to", "tflite", "-o", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and "onnx only" in err[0] and "cannot read" in err[1]

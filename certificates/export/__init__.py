@@ -8,10 +8,12 @@ from __future__ import annotations
 FORMATS = ("safetensors", "torch", "onnx", "flax", "npz")
 
 
-def export(doc, fmt: str, path) -> dict:
-    """Write certificate ``doc``'s weights as ``fmt`` to ``path``; returns a short summary."""
+def export(doc, fmt: str, path, **options) -> dict:
+    """Write certificate ``doc``'s weights as ``fmt`` to ``path``; returns a short summary.
+
+    ``options`` go to the format's exporter (``attention_op=True`` for onnx)."""
     import importlib
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (known: {', '.join(FORMATS)})")
     mod = importlib.import_module(f"certificates.export.{fmt}_export")
-    return mod.export(doc, path)
+    return mod.export(doc, path, **options)

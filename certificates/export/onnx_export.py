@@ -1,8 +1,10 @@
 """ONNX export: a MatMul/Softmax graph (opset 17) with beta folded into DOUBLE initializers.
 
 Input ``x`` (N, n_inputs) double, output ``y`` (N, n_outputs) double.  No attribute carries
-a float: only Softmax's axis, Transpose's perm and Gather's axis, all integers.  The
-certificate's hashes ride in ``metadata_props["attncert"]``.
+a float: only Softmax's axis, Transpose's perm and Gather's axis, all integers.  With
+``attention_op=True`` each head is instead an opset-23 ``Attention`` node whose only float
+attribute is ``scale=1.0`` (exact in float32), softmax in DOUBLE.  The certificate's
+hashes ride in ``metadata_props["attncert"]``.
 """
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ from .certdata import canonical, metadata, read, write_atomic
 
 OPSET = 17
 IR_VERSION = 8
+ATTENTION_OPSET, ATTENTION_IR_VERSION = 23, 11
 
 
-def model(doc):
+def model(doc, attention_op: bool = False):
     """The ``onnx.ModelProto`` of certificate ``doc``, checked with ``full_check``."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
@@ -43,6 +46,16 @@ def model(doc):
             ph = f"{p}.head{hi}"
             Q = node("MatMul", [Zq, init(ph + ".wq_beta", h.wq)], ph + ".Q")
             K = node("MatMul", [Zk, init(ph + ".wk", h.wk)], ph + ".K")
+            if attention_op:  # (N, 1 head, length, dim) in, softmax(Q K^T * 1.0 + bias) V out
+                axis = init(ph + ".axis1", [1], np.int64)
+                ins = [node("Unsqueeze", [t, axis], f"{t}4") for t in (Q, K, node("MatMul", [Zk, init(
+                    ph + ".wv", h.wv)], ph + ".V"))]
+                if h.bias is not None:
+                    ins.append(init(ph + ".bias", h.bias))
+                att = node("Attention", ins, ph + ".att", scale=1.0, softmax_precision=TensorProto.DOUBLE)
+                AV = node("Squeeze", [att, axis], ph + ".AV")
+                outs.append(node("MatMul", [AV, init(ph + ".wo", h.wo)], ph + ".out"))
+                continue
             S = node("MatMul", [Q, node("Transpose", [K], ph + ".Kt", perm=[0, 2, 1])], ph + ".S")
             if h.bias is not None:
                 S = node("Add", [S, init(ph + ".bias", h.bias)], ph + ".S_bias")
@@ -57,18 +70,19 @@ def model(doc):
         nodes, "attncert_" + (net.name or "network"),
         [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", n_in])],
         [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", len(net.readout)])], inits)
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
+    opset, ir = (ATTENTION_OPSET, ATTENTION_IR_VERSION) if attention_op else (OPSET, IR_VERSION)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir,
                           producer_name="attncert", producer_version="1")
     helper.set_model_props(m, {"attncert": canonical(metadata(net)).decode("ascii")})
     onnx.checker.check_model(m, full_check=True)
     return m
 
 
-def to_bytes(doc) -> bytes:
-    return model(doc).SerializeToString()
+def to_bytes(doc, attention_op: bool = False) -> bytes:
+    return model(doc, attention_op).SerializeToString()
 
 
-def export(doc, path) -> dict:
-    data = to_bytes(doc)
+def export(doc, path, attention_op: bool = False) -> dict:
+    data = to_bytes(doc, attention_op)
     write_atomic(path, data)
     return {"format": "onnx", "path": str(path), "bytes": len(data)}
