@@ -22,6 +22,8 @@ def cmd_export(args) -> int:
     from certificates.export import export
     from certificates.export.certdata import CertificateMismatch, ExportError
     from certificates.model import CertificateError, load
+    if args.onnx_attention and args.to != "onnx":
+        raise ExportError("--onnx-attention applies to --to onnx only")
     try:
         doc = load(args.cert)
     except CertificateError as e:  # a ValueError: one line, exit code 2
@@ -33,8 +35,6 @@ def cmd_export(args) -> int:
             print(f"{args.cert}: INVALID: {e}; nothing exported")
             return EXIT_FAIL
     try:
-        if args.onnx_attention and args.to != "onnx":
-            raise ExportError("--onnx-attention applies to --to onnx only")
         info = export(doc, args.to, args.output, **({"attention_op": True} if args.onnx_attention else {}))
     except CertificateMismatch as e:
         print(f"{args.cert}: INVALID: {e}; nothing exported")

@@ -366,4 +366,5 @@ def test_export_bad_options_exit_2_one_line(case, tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing.json"), "--to", "npz", "-o", out]) == 2
     assert main(["export", str(case.path), "--to", "tflite", "-o", out]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3 and "onnx only" in err[0] and "cannot read" in err[1]
+    assert "onnx only" in err[0] and "cannot read" in err[1] and "invalid choice" in err[-1]
+    assert sum(line.startswith("attncert: error") for line in err) == 2 and not (tmp_path / "m.npz").exists()
