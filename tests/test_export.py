@@ -329,6 +329,10 @@ def test_check_weights_npz(case, tmp_path):
     z["embed.const.exact"][0, 0] = "1/3"
     np.savez(tmp_path / "bad.npz", **z)
     assert any("exact strings" in p for p in check_weights(tmp_path / "bad.npz", case.doc))
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as zf:  # a zip that is no npz (a torch .pt is one)
+        zf.writestr("archive/data.pkl", b"not read")
+    assert main(["check", "--weights", str(tmp_path / "other.zip"), str(case.path)]) == 2
 
 
 # ---------------------------------------------------------------- structure of the code

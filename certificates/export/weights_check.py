@@ -38,6 +38,9 @@ def _read_npz(path):
         arrays = {k: z[k] for k in files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise WeightsFileError(f"{path}: not a readable npz file ({str(e).splitlines()[0][:120]})") from None
+    if not all(isinstance(v, np.ndarray) for v in arrays.values()):  # e.g. a torch .pt, also a zip
+        raise WeightsFileError(f"{path}: a zip file but not an npz of arrays (check --weights reads "
+                               "safetensors or the npz export)")
     raw = arrays.pop("attncert.meta", None)
     exact = {k[:-len(".exact")]: v for k, v in arrays.items() if k.endswith(".exact")}
     tensors = {k: v for k, v in arrays.items() if not k.endswith(".exact")}
