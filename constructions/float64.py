@@ -48,5 +48,5 @@ def to_float64(construction: Construction) -> Construction:
     net = network_to_float64(construction.network)
     params = tuple(p for p in construction.params if p[0] != "float64") + (("float64", 1),)
     note = ("float64: beta folded into W_Q, then every weight rounded to the nearest float64; "
-            "the certificate speaks about these exact float64 values")
+            "the certificate speaks about these exact float64 values (the a-priori bound is the unrounded one's)")
     return replace(construction, network=net, params=params, notes=tuple(construction.notes) + (note,))
