@@ -56,15 +56,30 @@ class Case:
         self.target = np.stack([float_eval(t, {"x0": xs}, np) for t in construction.target], axis=1)
 
 
+_CASES: dict = {}
+
+
+def _case(name, tmp_path_factory) -> Case:
+    if name not in _CASES:
+        tmp = tmp_path_factory.mktemp("export")
+        if name == "ramp":
+            c = Case(to_float64(constructions.build("ramp", a="-1", b="1", p=41, kappa=8, lo=-2, hi=2)), "1/50", tmp)
+        elif name == "two-head":
+            c = Case(to_float64(two_head()), "1/20", tmp)
+        else:  # not certifiable (two layers): a hand-made document, to test that exporters follow any structure
+            c = Case(to_float64(two_layer()), "100", tmp, certified=False)
+        _CASES[name] = c
+    return _CASES[name]
+
+
 @pytest.fixture(scope="module", params=["ramp", "two-head", "two-layer"])
 def case(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("export")
-    if request.param == "ramp":
-        return Case(to_float64(constructions.build("ramp", a="-1", b="1", p=41, kappa=8, lo=-2, hi=2)), "1/50", tmp)
-    if request.param == "two-head":
-        return Case(to_float64(two_head()), "1/20", tmp)
-    # not certifiable (two layers): a hand-made document, to test that exporters follow any structure
-    return Case(to_float64(two_layer()), "100", tmp, certified=False)
+    return _case(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def ramp_case(tmp_path_factory):
+    return _case("ramp", tmp_path_factory)
 
 
 def check_outputs(y, case):
@@ -256,7 +271,10 @@ def test_safetensors_and_npz_load_and_match_reference(case, tmp_path):
 # ---------------------------------------------------------------- determinism and the weights check
 
 def test_exports_are_byte_identical(case):
+    import zipfile, io
     from certificates.export import flax_export, npz_export, onnx_export, safetensors_export, torch_export
+    with zipfile.ZipFile(io.BytesIO(npz_export.to_bytes(case.doc))) as zf:  # fixed timestamps: no clock
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
     for mod in (safetensors_export, npz_export, torch_export, onnx_export, flax_export):
         assert mod.to_bytes(case.doc) == mod.to_bytes(json.loads(json.dumps(case.doc))), mod.__name__
     assert onnx_export.to_bytes(case.doc, True) == onnx_export.to_bytes(case.doc, True)
@@ -270,6 +288,28 @@ def test_safetensors_bytes_identical_across_processes(case, tmp_path):
                         "-o", str(out), "--no-check"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == safetensors_export.to_bytes(case.doc)
+
+
+@pytest.mark.slow
+def test_all_exports_byte_identical_across_processes(ramp_case, tmp_path):
+    """Another process, later, writes the same bytes in every format (about 10 s: torch and jax imports)."""
+    import subprocess, sys, zipfile
+    from certificates.export import FORMATS
+    case = ramp_case
+    code = ("import sys, importlib, certificates.model as m\n"
+            "doc = m.load(sys.argv[1])\n"
+            "for f in sys.argv[3:]:\n"
+            "    mod = importlib.import_module(f'certificates.export.{f}_export')\n"
+            "    open(f'{sys.argv[2]}/{f}.bin', 'wb').write(mod.to_bytes(doc))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(case.path), str(tmp_path), *FORMATS],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    import importlib
+    for f in FORMATS:
+        here = importlib.import_module(f"certificates.export.{f}_export").to_bytes(case.doc)
+        assert (tmp_path / f"{f}.bin").read_bytes() == here, f
+    with zipfile.ZipFile(tmp_path / "npz.bin") as zf:  # fixed timestamps: no clock in the file
+        assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
 
 
 def _resave(path, tensors, meta):

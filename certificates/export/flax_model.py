@@ -48,9 +48,13 @@ class AttncertFlax:
                 out_features=int(layer["d_out"]), use_bias=False, dtype=jnp.float64, param_dtype=jnp.float64,
                 attention_fn=fn, deterministic=True)
             self.layers.append((module, {"params": layer["params"]}, layer))
+        self._jitted = jax.jit(self.forward)
 
     def __call__(self, x):
-        x = jnp.asarray(x, dtype=jnp.float64)
+        """Outputs (N, n_outputs) for inputs x (N, n_inputs), compiled once per input shape."""
+        return self._jitted(jnp.asarray(x, dtype=jnp.float64))
+
+    def forward(self, x):
         Z = self.tree["embed"]["const"] + jnp.einsum("ni,itd->ntd", x, self.tree["embed"]["linear"])
         for module, variables, layer in self.layers:
             q, k = Z[:, layer["query_rows"]], Z[:, layer["key_rows"]]
