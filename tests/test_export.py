@@ -412,3 +412,14 @@ def test_export_bad_options_exit_2_one_line(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert "onnx only" in err[0] and "cannot read" in err[1] and "invalid choice" in err[-1]
     assert sum(line.startswith("attncert: error") for line in err) == 2 and not (tmp_path / "m.npz").exists()
+
+
+def test_sqrt_head_dim_compensation_is_exact_or_refused():
+    from certificates.export.certdata import ExportError
+    from certificates.export.torch_export import head_dim, scaled
+    assert head_dim([2, 1], 1, (5, 1)) == 16 and head_dim([17], 1, (5,)) == 256 and head_dim([3], 2, (40,)) == 256
+    assert head_dim([3], 1, (1,), base=4) == 4 and head_dim([5], 1, (1,), base=4) == 16
+    w = np.array([[0.1, -3.0e-310, 6400.0]])
+    assert all(Fraction(float(a)) == 4 * Fraction(float(b)) for a, b in zip(scaled(w, 4).ravel(), w.ravel()))
+    with pytest.raises(ExportError, match="overflows"):
+        scaled(np.array([[1.5e308]]), 4)
