@@ -24,7 +24,8 @@ def head_dim(widths, n_heads: int, dims, base: int = 16) -> int:
 
 def scaled(w: np.ndarray, s: int) -> np.ndarray:
     """``w * s`` for a power of two ``s``, refused unless exact in float64 (no overflow)."""
-    out = w * float(s)
+    with np.errstate(over="ignore"):  # overflow is detected below and refused
+        out = w * float(s)
     if not np.all(np.isfinite(out)) or not np.array_equal(out / float(s), w):
         raise ExportError(f"W_Q * sqrt(head_dim) = W_Q * {s} overflows float64; cannot compensate the "
                           "framework's 1/sqrt(head_dim)")
