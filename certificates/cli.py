@@ -15,7 +15,8 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
-COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot", "certificates.audit_cli")
+COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot", "certificates.audit_cli",
+                           "certificates.cli_export")
 
 
 class UserError(Exception):
@@ -143,6 +144,9 @@ def cmd_certify(args) -> int:
     except ParameterError as e:
         raise UserError(f"--eps: {e}") from None
     c = _construction(args)
+    if args.float64:  # certify exactly the float64 weights that the exporters write
+        from constructions.float64 import to_float64
+        c = to_float64(c)
     if eps <= 0:
         raise UserError("--eps must be positive")
     if getattr(args, "method", "paving") != "paving":
@@ -210,6 +214,8 @@ def _certify_pieces(args, c, eps) -> int:
 def cmd_check(args) -> int:
     from certificates.checker import Invalid, check_doc
     from certificates.model import CertificateError, load
+    if args.weights and len(args.certs) != 1:
+        raise UserError("--weights compares one weights file with exactly one certificate")
     reports, worst = [], EXIT_OK
     for path in args.certs:
         try:
@@ -220,6 +226,12 @@ def cmd_check(args) -> int:
                 print(annotation("error", str(e), file=path, title="attncert check: unreadable certificate"))
             raise UserError(f"{path}: {e}")
         try:
+            if args.weights:  # the weights file must hold exactly the certified weights
+                from certificates.cli_export import weights_problems
+                bad = weights_problems(args.weights, doc)
+                if bad:
+                    raise Invalid(f"weights file {args.weights} does not match: {bad[0]}"
+                                  + (f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""))
             opts = {}
             if getattr(args, "cross_check", False):
                 if not _have_cvc5():
@@ -250,7 +262,8 @@ def cmd_check(args) -> int:
                       f"{', cross-checked with cvc5' if r['cross_check'] else ''}; bounds re-derived in Arb)")
             elif r["ok"]:
                 print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps "
-                      f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)")
+                      f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)"
+                      + (f"; {args.weights} holds exactly these weights, bit for bit" if args.weights else ""))
             else:
                 print(f"{r['path']}: INVALID: {r['reason']}")
     return worst
@@ -319,6 +332,8 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
                             help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
                                  "auto: analytic where its closed form is below eps, paving elsewhere")
+            sp.add_argument("--float64", action="store_true",
+                            help="fold beta into W_Q and round every weight to float64 first (needed to export)")
     sp = sub.add_parser("check", help="re-check certificates independently")
     sp.add_argument("certs", nargs="+")
     sp.add_argument("--format", choices=["text", "json", "github"], default="text")
@@ -326,6 +341,8 @@ def parser() -> argparse.ArgumentParser:
                     help="re-run SMT lemmas with cvc5 as well (skipped with a message when cvc5 is absent)")
     sp.add_argument("--lemma-timeout", type=float, default=None,
                     help="seconds per SMT lemma (default 10); a lemma that times out is 'unknown': invalid")
+    sp.add_argument("--weights", metavar="FILE", help="also confirm that FILE (safetensors or npz) holds "
+                                                      "exactly the certificate's weights, bit for bit")
     sp.set_defaults(fn=cmd_check)
     sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
     sp.set_defaults(fn=cmd_demo)
