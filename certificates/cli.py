@@ -249,6 +249,10 @@ def cmd_check(args) -> int:
         except Invalid as e:
             reports.append({"path": path, "ok": False, "reason": str(e)})
             worst = EXIT_FAIL
+        except (KeyError, TypeError, IndexError, AttributeError) as e:
+            # schema-valid but inconsistent structure: the certificate does not hold
+            reports.append({"path": path, "ok": False, "reason": f"malformed certificate ({type(e).__name__}: {e})"})
+            worst = EXIT_FAIL
     if args.format == "json":
         print(json.dumps(reports, indent=2, sort_keys=True))
     elif args.format == "github":

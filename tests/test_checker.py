@@ -112,3 +112,14 @@ def test_loading_never_evaluates():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] + [getattr(node, "module", "") or ""]
                 assert not any(n.split(".")[0] in {"pickle", "sympy", "marshal", "dill"} for n in names), name
+
+
+def test_inconsistent_structure_is_invalid_not_a_crash(ramp41_cert, tmp_path, capsys):
+    """A readout row past the layer's query rows passes the schema but must be rejected (exit 1)."""
+    doc = load(ramp41_cert)
+    doc["construction"]["network"]["readout"] = [[5, 0]]
+    _rehash(doc, weights=True)
+    path = tmp_path / "r.json"
+    save(doc, path)
+    assert main(["check", str(path)]) == 1
+    assert "INVALID" in capsys.readouterr().out
