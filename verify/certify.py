@@ -53,6 +53,14 @@ class CertifyResult:
         return self.status == CERTIFIED
 
 
+def make_bounder(construction, xp=np):
+    """The bounder for the network's shape: affine one-layer, else layered interval propagation."""
+    if getattr(construction.network, "is_plain", True):
+        return AffineBounder(construction, xp)
+    from .layered_bounds import LayeredBounder
+    return LayeredBounder(construction, xp)
+
+
 def point_error_lower(bounder, point, xp=np):
     """Proved lower bound of |N(x) - f(x)| at an exactly representable float point."""
     x = xp.asarray([point], dtype=xp.float64)
@@ -87,7 +95,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     t0 = time.perf_counter()
     eps_f = float(eps)
     domain = Domain(construction.domain, xp)
-    bounder = AffineBounder(construction, xp)
+    bounder = make_bounder(construction, xp)
     weights = float_weights(construction.network, xp)
     if progress is None:
         progress = sys.stderr.isatty()
