@@ -185,7 +185,7 @@ def cmd_check(args) -> int:
             rep = check_doc(doc, path)
             reports.append({"path": path, "ok": True, "name": rep.name, "eps": rep.eps,
                             "max_bound": rep.max_bound, "checked_max_bound": rep.checked_max_bound,
-                            "boxes": rep.boxes, "observed_error": rep.observed_error})
+                            "boxes": rep.boxes, "observed_error": rep.observed_error, **rep.details})
         except Invalid as e:
             reports.append({"path": path, "ok": False, "reason": str(e)})
             worst = EXIT_FAIL
@@ -196,6 +196,9 @@ def cmd_check(args) -> int:
             if r["ok"]:
                 print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps "
                       f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)")
+                for t in r.get("chain", ()):
+                    print(f"  chain: |f - g| <= {t['f_minus_g']:.6g}, |g - network| <= {t['g_minus_network']:.6g} "
+                          f"({t['label']})")
             else:
                 print(f"{r['path']}: INVALID: {r['reason']}")
     return worst

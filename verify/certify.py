@@ -47,6 +47,7 @@ class CertifyResult:
     boxes_evaluated: int = 0
     seconds: float = 0.0
     reason: str = ""
+    terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
 
     @property
     def holds(self) -> bool:
@@ -162,9 +163,13 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         return CertifyResult(status, eps, worst, obs_best, witness, None,
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason)
     leaves.sort(key=lambda l: l.path)
+    terms = []
+    if getattr(construction, "chain", ()):
+        from .chain import chain_terms
+        terms = chain_terms(construction, bounder, domain, leaves, xp)
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
-                         boxes_evaluated=evaluated, seconds=seconds)
+                         boxes_evaluated=evaluated, seconds=seconds, terms=terms)
 
 
 def _inside(point, domain) -> bool:

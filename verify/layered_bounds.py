@@ -150,6 +150,7 @@ class LayeredBounder:
             if rec["bias"] is not None:
                 mid = mid + 0.5 * (rec["bias"][0] + rec["bias"][1])[None]
             ks = xp.argmax(mid, axis=2)                                         # (N, nq)
+            self._hints.append(ks)
             kd_c = (rec["kd_c"][0][ks], rec["kd_c"][1][ks])                     # (N, nq, nk, dk)
             kd = kd_c
             for i, G in enumerate(rec["kd_G"]):
@@ -187,6 +188,7 @@ class LayeredBounder:
             if rec["bias"] is not None:
                 mid = mid + 0.5 * (rec["bias"][0] + rec["bias"][1])[None]
             ks = xp.argmax(mid, axis=2)
+            self._hints.append(ks)
             n_idx = xp.arange(ks.shape[0])[:, None]
             kstar = (k[0][n_idx, ks], k[1][n_idx, ks])                          # (N, nq, dk)
             kd = iv.sub((k[0][:, None], k[1][:, None]), (kstar[0][:, :, None], kstar[1][:, :, None]), xp)
@@ -198,7 +200,18 @@ class LayeredBounder:
         return Y
 
     def output_bounds(self, xl, xh):
-        """Per output: enclosure (lo, hi) of the network output; no hints (k* is re-chosen per box)."""
+        """Per output: enclosure (lo, hi) of the network output, and the leaders k* used (N, rows).
+
+        The hints list every softmax row's leader in order: layers, heads, query rows,
+        then the rows of the final softmax; the checker uses the same leaders.
+        """
+        self._hints = []
+        outs, _ = self._outputs(xl, xh)
+        xp = self.xp
+        hints = xp.concatenate(self._hints, axis=1) if self._hints else xp.zeros((xl.shape[0], 0), dtype=xp.int64)
+        return outs, hints
+
+    def _outputs(self, xl, xh):
         xp = self.xp
         Z = None
         Ypre = None
@@ -231,6 +244,7 @@ class LayeredBounder:
         N, T, C = Z[0].shape
         mid = 0.5 * (Z[0] + Z[1])
         ks = xp.argmax(mid, axis=2)                                             # (N, T)
+        self._hints.append(ks)
         if post_gap is not None:
             Wd, Bd = post_gap                                                   # (C_l, C_j, d), (T, C_l, C_j)
             Wk = (Wd[0][ks], Wd[1][ks])                                         # (N, T, C, d)
@@ -267,9 +281,9 @@ class LayeredBounder:
         return outs, None
 
     def error_bounds(self, xl, xh):
-        """Proved sup |N - f| per box (inf where anything is non-finite) and empty hints (N, 0)."""
+        """Proved sup |N - f| per box (inf where anything is non-finite) and the k* hints."""
         xp = self.xp
-        outs, _ = self.output_bounds(xl, xh)
+        outs, hints = self.output_bounds(xl, xh)
         box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
         err = xp.zeros(xl.shape[0])
         for (nlo, nhi), tree in zip(outs, self.construction.target):
@@ -278,7 +292,7 @@ class LayeredBounder:
                 e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
             ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
             err = xp.maximum(err, xp.where(ok, e, xp.inf))
-        return err, xp.zeros((xl.shape[0], 0), dtype=xp.int64)
+        return err, hints
 
 
 def _enc3(T, xp):
