@@ -19,15 +19,26 @@ def _mm(A, B):
             for i in range(len(A))]
 
 
-def _aff(c, g, qbox):
-    """Exact [lo, hi] of c + g.x over a rational box, as a ball."""
+def _aff_q(c, g, qbox):
+    """Exact (lo, hi) of c + g.x over a rational box (fmpq)."""
     lo = hi = c
     for gi, (a, b) in zip(g, qbox):
         if gi > 0:
             lo, hi = lo + gi * a, hi + gi * b
         elif gi < 0:
             lo, hi = lo + gi * b, hi + gi * a
-    return arb_interval(lo, hi)
+    return lo, hi
+
+
+def _aff(c, g, qbox):
+    """Exact [lo, hi] of c + g.x over a rational box, as a ball."""
+    return arb_interval(*_aff_q(c, g, qbox))
+
+
+def _qmul(a, b):
+    """Exact interval product of two fmpq intervals (a ball product would be wider)."""
+    p = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    return min(p), max(p)
 
 
 def _f(x) -> float:
@@ -84,6 +95,7 @@ class LayeredNet:
 
     def __init__(self, net, D, mat, rat, Invalid):
         self.Invalid = Invalid
+        self._memo = {}  # (box, hints) -> outputs, so the chain terms reuse the bound pass
         emb = net["embedding"]
         self.const = mat(emb["const"], "embedding.const")
         self.lins = [mat(E, f"embedding.linear.{i}") for i, E in enumerate(emb["linear"])]
@@ -154,9 +166,16 @@ class LayeredNet:
             dk, e = len(qc[0]), len(vc[0])
             V = [[_aff(vc[j][c], [vG[i][j][c] for i in range(D)], qbox) for c in range(e)]
                  for j in range(len(krows))]
+            if len(krows) == 1:  # a softmax over one key is exactly 1: the output is that key's value
+                out = [list(V[0]) for _ in qrows]
+                if self._hints is not None:
+                    for _ in qrows:
+                        self._leader([0.0])
+                Y = out if Y is None else [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
+                continue
             out = []
             for qi in range(len(qrows)):
-                q = [_aff(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
+                q = [_aff_q(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
                 qm = [_f(qc[qi][d]) + sum(_f(qG[i][qi][d]) * xm[i] for i in range(D)) for d in range(dk)]
                 km = [[_f(kc[j][d]) + sum(_f(kG[i][j][d]) * xm[i] for i in range(D)) for d in range(dk)]
                       for j in range(len(krows))]
@@ -165,13 +184,12 @@ class LayeredNet:
                 ks = self._leader(mid)
                 gaps = []
                 for j in range(len(krows)):
-                    s = arb(0)
+                    lo = hi = (h["bias"][qi][j] - h["bias"][qi][ks]) if h["bias"] else fmpq(0)
                     for d in range(dk):
-                        kd = _aff(kc[j][d] - kc[ks][d], [kG[i][j][d] - kG[i][ks][d] for i in range(D)], qbox)
-                        s += q[d] * kd
-                    if h["bias"]:
-                        s += arb(h["bias"][qi][j] - h["bias"][qi][ks])
-                    gaps.append(s)
+                        kd = _aff_q(kc[j][d] - kc[ks][d], [kG[i][j][d] - kG[i][ks][d] for i in range(D)], qbox)
+                        plo, phi = _qmul(q[d], kd)
+                        lo, hi = lo + plo, hi + phi
+                    gaps.append(arb_interval(lo, hi))  # exact range of the bilinear gap
                 l, u = _weights(gaps)
                 out.append([_combine(l, u, [V[j][c] for j in range(len(krows))]) for c in range(e)])
             Y = out if Y is None else [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
@@ -218,10 +236,14 @@ class LayeredNet:
         ``hints`` (optional) name the leader of every softmax row in the searcher's order;
         all of them must be used.  Any leader gives a sound bound; the hints make it the same one.
         """
+        key = (tuple(box), None if hints is None else tuple(hints))
+        if key in self._memo:
+            return self._memo[key]
         self._hints = None if hints is None else iter(hints)
         out = self._outputs(box)
         if self._hints is not None and next(self._hints, None) is not None:
             raise self.Invalid("more hints than softmax rows")
+        self._memo[key] = out
         return out
 
     def _outputs(self, box):

@@ -11,6 +11,7 @@ from . import ramp as _ramp  # noqa: F401  (registers itself)
 from . import ramp_seq as _ramp_seq  # noqa: F401
 from . import ramp_multihead as _ramp_multihead  # noqa: F401
 from . import relu_net as _relu_net  # noqa: F401
+from . import icl_gd as _icl_gd  # noqa: F401
 
 
 def build(name: str, **params) -> Construction:
