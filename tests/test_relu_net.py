@@ -117,3 +117,15 @@ def test_bad_input(argv, needle, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err
+
+
+def test_one_layer_json_unchanged_and_new_fields_only_when_used():
+    """Additive model: a plain network emits none of the new keys, so its hash is unchanged."""
+    r = constructions.build("ramp", p=5)
+    doc = r.network.to_json()
+    assert set(doc) == {"embedding", "layers", "readout"}
+    assert set(doc["layers"][0]) == {"query_rows", "key_rows", "heads"}
+    assert r.network.is_plain
+    c = constructions.build("relu-net", variant=1, units=3, n=3)
+    d = c.network.to_json()
+    assert d["final_softmax"] is True and "post" in d["layers"][0] and not c.network.is_plain
