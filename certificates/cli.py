@@ -37,9 +37,20 @@ def _construction(args):
     return constructions.build(args.name, **_sets(args.set))
 
 
+def _json_safe(obj):
+    """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _emit(args, text: str, obj) -> None:
     if getattr(args, "format", "text") == "json":
-        print(json.dumps(obj, indent=2, sort_keys=True))
+        print(json.dumps(_json_safe(obj), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(text)
 

@@ -66,3 +66,24 @@ def test_enclosures_contain_samples(seed):
                 assert outs[o][0][0] <= y <= outs[o][1][0], (o, x, y, outs[o])
                 assert ends[o][0] <= y <= ends[o][1], (o, x, y, ends[o])
                 assert abs(float(y) - yf[o]) < 1e-9
+
+
+def test_layered_checker_shares_no_code_with_search():
+    """certificates/check_layered.py imports neither verify nor constructions."""
+    import ast
+    import pathlib
+    src = (pathlib.Path(__file__).resolve().parents[1] / "certificates" / "check_layered.py").read_text()
+    mods = set()
+    for node in ast.walk(ast.parse(src)):
+        if isinstance(node, ast.Import):
+            mods.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            mods.add((node.module or "").split(".")[0] if node.level == 0 else "certificates")
+    assert not mods & {"verify", "constructions"}, mods
+
+
+def test_cli_json_has_no_infinity(capsys):
+    from certificates.cli import main
+    assert main(["certify", "relu-net", "--set", "units=4", "--eps", "1", "--format", "json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["apriori_bound"] is None and info["status"] == "CERTIFIED"
