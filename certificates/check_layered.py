@@ -151,6 +151,25 @@ class LayeredNet:
             if len({tuple(rc) for rc in self.readout}) != len(self.readout):
                 raise Invalid("readout_linear: repeated readout entry")
         self.n_outputs = len(self.linear) if self.linear is not None else len(self.readout)
+        # A value coefficient shared by every key passes through the softmax exactly (the
+        # weights sum to 1); for a single direct layer it is taken out as an exact linear part.
+        direct = len(self.layers) == 1 and self.layers[0][3] is None and not self.final_softmax
+        entry_lin = [[fmpq(0)] * D for _ in self.readout]
+        if direct:
+            qrows, krows, heads, _ = self.layers[0]
+            for h in heads:
+                vG = [_mm([E[r] for r in krows], h["wvo"]) for E in self.lins]
+                e = len(h["wvo"][0])
+                common = [[vG[i][0][c] if all(row[c] == vG[i][0][c] for row in vG[i]) else fmpq(0)
+                           for i in range(D)] for c in range(e)]
+                h["vG_adj"] = [[[row[c] - common[c][i] for c in range(e)] for row in G] for i, G in enumerate(vG)]
+                for n, (r, c) in enumerate(self.readout):
+                    entry_lin[n] = [a + b for a, b in zip(entry_lin[n], common[c])]
+        if self.linear is None:
+            self.lin = entry_lin
+        else:
+            self.lin = [[sum((w * e[i] for w, e in zip(ws, entry_lin)), fmpq(0)) for i in range(D)]
+                        for _, ws in self.linear]
 
     # -- layer 1: exact affine forms in x
     def _first(self, qrows, krows, heads, qbox, xm):
@@ -162,7 +181,7 @@ class LayeredNet:
             kc = _mm([self.const[r] for r in krows], h["wk"])
             kG = [_mm([E[r] for r in krows], h["wk"]) for E in self.lins]
             vc = _mm([self.const[r] for r in krows], h["wvo"])
-            vG = [_mm([E[r] for r in krows], h["wvo"]) for E in self.lins]
+            vG = h.get("vG_adj") or [_mm([E[r] for r in krows], h["wvo"]) for E in self.lins]
             dk, e = len(qc[0]), len(vc[0])
             V = [[_aff(vc[j][c], [vG[i][j][c] for i in range(D)], qbox) for c in range(e)]
                  for j in range(len(krows))]
@@ -231,7 +250,13 @@ class LayeredNet:
         return Y
 
     def outputs(self, box, hints=None):
-        """Balls enclosing every network output over an exact box [(lo, hi), ...] of fmpq.
+        """Balls enclosing every network output over an exact box [(lo, hi), ...] of fmpq."""
+        rest = self.split_outputs(box, hints)
+        X = [arb_interval(a, b) for a, b in box]
+        return [r + sum((arb(a) * x for a, x in zip(lin, X) if a != 0), arb(0)) for r, lin in zip(rest, self.lin)]
+
+    def split_outputs(self, box, hints=None):
+        """Balls enclosing every output minus its exact linear part ``self.lin``.
 
         ``hints`` (optional) name the leader of every softmax row in the searcher's order;
         all of them must be used.  Any leader gives a sound bound; the hints make it the same one.
@@ -317,3 +342,52 @@ def check_chain(chain, boxes, all_hints, model, targets, eps, Invalid, rat) -> l
                 raise Invalid(f"chain[{n}]: stored {key} is below the re-derived bound {float(val.mid()):.6g}")
         out.append({"label": term["label"], "f_minus_g": float(t1.mid()), "g_minus_network": float(t2.mid())})
     return out
+
+
+def split_linear_json(obj):
+    """(coefficients {var: fmpq}, rest JSON tree or None): the top-level linear part of a target.
+
+    Mirrors the searcher's split independently: only add/sub/neg/scalar-mul are split, and
+    obj == linear + rest exactly, so cancelling the network's equal linear part is sound.
+    """
+    from .arbexpr import ArbExprError
+    if not isinstance(obj, dict):
+        raise ArbExprError("expression node is not an object")
+    if "var" in obj:
+        return {obj["var"]: fmpq(1)}, None
+    op, args = obj.get("op"), obj.get("args")
+    if op == "add" and isinstance(args, list) and len(args) >= 2:
+        coef, rests = {}, []
+        for a in args:
+            k, r = split_linear_json(a)
+            for v, c in k.items():
+                coef[v] = coef.get(v, fmpq(0)) + c
+            if r is not None:
+                rests.append(r)
+        return coef, (None if not rests else rests[0] if len(rests) == 1 else {"op": "add", "args": rests})
+    if op == "sub" and isinstance(args, list) and len(args) == 2:
+        ka, ra = split_linear_json(args[0])
+        kb, rb = split_linear_json(args[1])
+        coef = dict(ka)
+        for v, c in kb.items():
+            coef[v] = coef.get(v, fmpq(0)) - c
+        if rb is None:
+            return coef, ra
+        return coef, ({"op": "neg", "args": [rb]} if ra is None else {"op": "sub", "args": [ra, rb]})
+    if op == "neg" and isinstance(args, list) and len(args) == 1:
+        k, r = split_linear_json(args[0])
+        return {v: -c for v, c in k.items()}, (None if r is None else {"op": "neg", "args": [r]})
+    if op == "mul" and isinstance(args, list) and len(args) == 2 and any(
+            isinstance(a, dict) and set(a) == {"num"} for a in args):
+        num, other = (args[0], args[1]) if isinstance(args[0], dict) and set(args[0]) == {"num"} else (args[1], args[0])
+        from .arbexpr import arb_compile
+        arb_compile(num)  # validates the number string (raises ArbExprError)
+        k, r = split_linear_json(other)
+        return ({v: fmpq(*_num(num["num"])) * a for v, a in k.items()},
+                None if r is None else {"op": "mul", "args": [num, r]})
+    return {}, obj
+
+
+def _num(s):
+    p, _, q = s.partition("/")
+    return int(p), int(q) if q else 1

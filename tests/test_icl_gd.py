@@ -102,3 +102,43 @@ def test_bad_input(argv, needle, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and needle in err
+
+
+def _trees():
+    c = constructions.build("icl-gd", loss="logcosh")
+    yield c.target[0]
+    yield ("sub", ("add", ("var", "x0"), ("mul", ("num", Fraction(2, 3)), ("var", "x1"))),
+           ("neg", ("mul", ("sin", ("var", "x0")), ("num", Fraction(-5)))))
+    yield ("neg", ("add", ("var", "x2"), ("mul", ("var", "x1"), ("var", "x0")), ("num", Fraction(1, 7))))
+
+
+@pytest.mark.parametrize("tree", list(_trees()))
+def test_linear_split_is_an_identity_and_checker_agrees(tree):
+    from certificates.check_layered import split_linear_json
+    from constructions.expr import to_json
+    from verify.linear_split import split_linear
+    coef, rest = split_linear(tree)
+    jcoef, jrest = split_linear_json(to_json(tree))
+    assert {k: Fraction(int(v.p), int(v.q)) for k, v in jcoef.items()} == coef
+    assert (jrest is None) == (rest is None) and (rest is None or to_json(rest) == jrest)
+    rng = np.random.default_rng(0)
+    with mpmath.workdps(40):
+        for _ in range(5):
+            pt = {f"x{i}": Fraction(int(rng.integers(-99, 99)), 37) for i in range(5)}
+            lin = sum(a * pt[v] for v, a in coef.items())
+            lhs = mp_eval(tree, pt)
+            rhs = mpmath.mpf(lin.numerator) / lin.denominator + (0 if rest is None else mp_eval(rest, pt))
+            assert abs(lhs - rhs) < mpmath.mpf(10) ** -30
+
+
+def test_linear_cancellation_only_when_it_matches():
+    """A target whose w coefficient differs (2w instead of w) must not certify near the GD error."""
+    import dataclasses
+    c = constructions.build("icl-gd", p=5)
+    t = c.target[0]
+    bad = dataclasses.replace(c, target=(("sub", ("mul", ("num", Fraction(2)), ("var", "x0")), t[2]),))
+    res = certify(bad, "0.1", progress=False, max_boxes=50_000)
+    assert res.status == "REFUTED" and res.witness_lower > 0.1   # |N - f| ~ w reaches 1/2
+    res = certify(bad, "0.6", progress=False)
+    assert res.status == "CERTIFIED"
+    soundcheck.check_float(bad, res, per_dim=3)

@@ -97,6 +97,7 @@ class LayeredBounder:
         emb = net.embedding
         self.net = net
         self.layers = []
+        direct = len(net.layers) == 1 and net.layers[0].post is None and not net.final_softmax
         for li, layer in enumerate(net.layers):
             heads = []
             for h in layer.heads:
@@ -120,7 +121,15 @@ class LayeredBounder:
                     rec["kmid"] = (xp.asarray(np.array([[float(v) for v in r] for r in kc])),
                                    [xp.asarray(np.array([[float(v) for v in r] for r in G])) for G in kG])
                     rec["vc"] = _enc(_fmat(k_rows, wvo), xp)
-                    rec["vG"] = [_enc(_fmat([E[r] for r in layer.key_rows], wvo), xp) for E in emb.linear]
+                    vG = [_fmat([E[r] for r in layer.key_rows], wvo) for E in emb.linear]
+                    # a coefficient shared by every key's value passes through the softmax exactly
+                    # (weights sum to 1): take it out, so that it can cancel against the target
+                    e_cols = len(wvo[0])
+                    common = [[vG[i][0][c] if direct and all(row[c] == vG[i][0][c] for row in vG[i]) else Fraction(0)
+                               for i in range(len(vG))] for c in range(e_cols)]
+                    vG = [[[row[c] - common[c][i] for c in range(e_cols)] for row in G] for i, G in enumerate(vG)]
+                    rec["vG"] = [_enc(G, xp) for G in vG]
+                    rec["common"] = common   # (e, D) exact
                 heads.append(rec)
             post = None if layer.post is None else (_enc(layer.post[0], xp), _enc(layer.post[1], xp))
             if layer.post is not None and net.final_softmax and li == len(net.layers) - 1:
@@ -136,6 +145,29 @@ class LayeredBounder:
         self.readout_linear = None
         if net.readout_linear is not None:
             self.readout_linear = [(frac_interval([b]), _enc([list(w)], xp)) for b, w in net.readout_linear]
+        # exact linear part (coefficient per input) of each output, taken out of the enclosures
+        D = len(emb.linear)
+        entry_lin = []
+        for r, c in net.readout:
+            tot = [Fraction(0)] * D
+            if direct:
+                for rec in self.layers[0][1]:
+                    tot = [a + b for a, b in zip(tot, rec["common"][c])]
+            entry_lin.append(tot)
+        if net.readout_linear is None:
+            self.lin = entry_lin
+        else:
+            self.lin = [[sum((wt * e[i] for wt, e in zip(w, entry_lin)), Fraction(0)) for i in range(D)]
+                        for _, w in net.readout_linear]
+        from .linear_split import split_linear
+        self.tsplit = []
+        for o, tree in enumerate(construction.target):
+            coef, rest = split_linear(tree)
+            names = {f"x{i}": i for i in range(D)}
+            if any(v not in names for v in coef):
+                coef, rest = {}, tree
+            d = [self.lin[o][i] - coef.get(f"x{i}", Fraction(0)) for i in range(D)] if o < len(self.lin) else None
+            self.tsplit.append((None if d is None else _enc([d], xp), rest))
 
     def _first_layer(self, layer, heads, xl, xh):
         xp = self.xp
@@ -205,6 +237,20 @@ class LayeredBounder:
         The hints list every softmax row's leader in order: layers, heads, query rows,
         then the rows of the final softmax; the checker uses the same leaders.
         """
+        rests, hints = self.split_bounds(xl, xh)
+        xp = self.xp
+        outs = []
+        for (lo, hi), lin in zip(rests, self.lin):
+            acc = (lo, hi)
+            for i, a in enumerate(lin):
+                if a != 0:
+                    al, ah = frac_interval([a])
+                    acc = iv.add(acc, iv.mul((xl[:, i], xh[:, i]), (al[0], ah[0]), xp), xp)
+            outs.append(acc)
+        return outs, hints
+
+    def split_bounds(self, xl, xh):
+        """Enclosures of each output minus its exact linear part ``self.lin`` (and the hints)."""
         self._hints = []
         outs, _ = self._outputs(xl, xh)
         xp = self.xp
@@ -283,11 +329,19 @@ class LayeredBounder:
     def error_bounds(self, xl, xh):
         """Proved sup |N - f| per box (inf where anything is non-finite) and the k* hints."""
         xp = self.xp
-        outs, hints = self.output_bounds(xl, xh)
+        outs, hints = self.split_bounds(xl, xh)
         box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
         err = xp.zeros(xl.shape[0])
-        for (nlo, nhi), tree in zip(outs, self.construction.target):
-            flo, fhi = interval_eval(tree, box, xp)
+        for (nlo, nhi), (dlin, tree) in zip(outs, self.tsplit):
+            # N - f = (lin_N - lin_f).x + N' - f'
+            for i in range(xl.shape[1]):
+                if dlin[0][0, i] != 0 or dlin[1][0, i] != 0:
+                    t = iv.mul((xl[:, i], xh[:, i]), (dlin[0][0, i], dlin[1][0, i]), xp)
+                    nlo, nhi = iv.add((nlo, nhi), t, xp)
+            if tree is None:
+                flo = fhi = xp.zeros(xl.shape[0])
+            else:
+                flo, fhi = interval_eval(tree, box, xp)
             with np.errstate(over="ignore", invalid="ignore"):
                 e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
             ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
