@@ -92,3 +92,10 @@ def test_boxes_dominate_samples(name, params, ratio):
     sampled, bound = soundcheck.check_float(c, res, per_dim=9 if len(c.domain) == 1 else 5)
     assert sampled > 0.5 * bound  # the bounds are not vacuous (bound/sampled < 2)
     soundcheck.check_mp(c, res)
+
+
+@pytest.mark.parametrize("n,H,kappa", [(2, 3, "1"), (5, 4, "27/10"), (9, 2, "8"), (4, 8, "1/2"), (3, 1, "20")])
+def test_multihead_apriori_bound_holds_on_dense_sample(n, H, kappa):
+    c = constructions.build("ramp-multihead", n=n, H=H, kappa=kappa, lo=-3, hi=3)
+    err, _, _ = max_error_sampled(c, 200_001)
+    assert err <= c.apriori_float()
