@@ -100,6 +100,17 @@ def _pow(x, n: int):
     return (x.abs_lower() ** n).union(x.abs_upper() ** n).nonnegative_part()
 
 
+def _imul(x, y):
+    """Product as the hull of the four end products: the exact interval product, which a
+    ball product (mid*mid +/- radii) overestimates for wide balls away from 0."""
+    xs, ys = (x.lower(), x.upper()), (y.lower(), y.upper())
+    r = xs[0] * ys[0]
+    for a in xs:
+        for b in ys:
+            r = r.union(a * b)
+    return r
+
+
 def _eval(t, env):
     tag = t[0]
     if tag == "num":
@@ -127,7 +138,7 @@ def _eval(t, env):
     if tag == "mul":
         r = a[0]
         for x in a[1:]:
-            r = r * x
+            r = _imul(r, x)
         return r
     if tag == "sub":
         return a[0] - a[1]
@@ -161,8 +172,8 @@ def _eval(t, env):
         return a[0].sin()
     if tag == "cos":
         return a[0].cos()
-    if tag == "tanh":
-        return a[0].tanh()
+    if tag == "tanh":  # increasing: the hull of the end values (a ball tanh widens wide balls)
+        return a[0].lower().tanh().union(a[0].upper().tanh())
     raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
 
 

@@ -251,6 +251,49 @@ def _box_bound(box, heads_all, targets, hints):
     return worst
 
 
+def _is_layered(net) -> bool:
+    """Anything beyond one plain layer goes to the layered checker (check_layered)."""
+    return (len(net["layers"]) != 1 or any("post" in layer for layer in net["layers"])
+            or "final_softmax" in net or "readout_linear" in net)
+
+
+def _layered_box_bound(model, targets, target_json):
+    """A box-bound function for layered networks with the same contract as _box_bound.
+
+    N - f = (lin_N - lin_f).x + N' - f': the exact linear part shared by network and
+    target cancels instead of entering the bound twice.
+    """
+    from .check_layered import split_linear_json
+    D = len(model.lins)
+    split = []
+    for t in target_json:
+        try:
+            coef, rest = split_linear_json(t)
+            rest_f = None if rest is None else arb_compile(rest)
+        except ArbExprError as e:
+            raise Invalid(f"target: {e}") from None
+        if any(v not in {f"x{i}" for i in range(D)} for v in coef):
+            raise Invalid("target uses a variable outside the inputs")
+        split.append(([coef.get(f"x{i}", fmpq(0)) for i in range(D)], rest_f))
+
+    def bound(box, _heads, _targets, hints):
+        qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+        env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(qbox)}
+        worst = arb(0)
+        for n, lin, (tcoef, f) in zip(model.split_outputs(qbox, hints), model.lin, split):
+            lo, hi = fmpq(0), fmpq(0)
+            for a, (xl, xh) in zip([p - q for p, q in zip(lin, tcoef)], qbox):
+                lo, hi = lo + min(a * xl, a * xh), hi + max(a * xl, a * xh)
+            n = n + arb_interval(lo, hi)
+            fv = arb(0) if f is None else f(env)
+            err = arb.max((n.upper() - fv.lower()).upper(), (fv.upper() - n.lower()).upper()).upper()
+            if not (err.is_finite() and fv.is_finite() and n.is_finite()):
+                raise Invalid("a box bound is not finite")
+            worst = arb.max(worst, err).upper()
+        return worst
+    return bound
+
+
 def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     """Check a parsed certificate; raises Invalid with the first reason it fails.
 
@@ -272,7 +315,13 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     eps = _rat(doc["eps"], "eps")
     if not eps > 0:
         raise Invalid("eps must be positive")
-    heads_all = _affine_heads(net, D)
+    box_bound = _box_bound
+    if _is_layered(net):
+        from .check_layered import LayeredNet
+        model = LayeredNet(net, D, _mat, _rat, Invalid)
+        heads_all = [()] * model.n_outputs
+    else:
+        heads_all = _affine_heads(net, D)
     if len(doc["target"]) != len(heads_all):
         raise Invalid("one target expression per network output is required")
     try:
@@ -287,6 +336,8 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     if len(ev["bounds"]) != len(boxes) or len(ev["hints"]) != len(boxes):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {len(boxes)} boxes")
     n_heads = sum(len(p) for p in heads_all)
+    if _is_layered(net):
+        box_bound = _layered_box_bound(model, targets, doc["target"])
     max_bound = _rat(doc["result"]["max_bound"], "max_bound")
     if not max_bound < eps:
         raise Invalid("the largest proved bound is not below eps")
@@ -297,9 +348,9 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     try:
         for n, (box, b, h) in enumerate(zip(boxes, ev["bounds"], ev["hints"])):
             stored = _rat(b, f"bounds[{n}]")
-            if len(h) != n_heads:
+            if len(h) != n_heads and not _is_layered(net):
                 raise Invalid(f"box {n}: wrong number of hints")
-            proved = _box_bound(box, heads_all, targets, h)
+            proved = box_bound(box, heads_all, targets, h)
             if not proved < arb(eps):
                 raise Invalid(f"box {n} {[(str(a), str(c)) for a, c in box]}: re-derived bound "
                               f"{float(proved.mid()):.6g} is not below eps")
@@ -316,9 +367,16 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
         if len(witness) != D or any(not (fmpq(a.numerator, a.denominator) <= w <= fmpq(b.numerator, b.denominator))
                                     for w, (a, b) in zip(witness, domain)):
             raise Invalid("witness lies outside the domain")
+        details = {}
+        if "chain" in doc["result"]:
+            if not _is_layered(net):
+                raise Invalid("chain terms are checked for layered networks only")
+            from .check_layered import check_chain
+            details["chain"] = check_chain(doc["result"]["chain"], boxes, ev["hints"], model, targets, eps,
+                                           Invalid, _rat)
     finally:
         ctx.prec = old
     return CheckReport(path=path, ok=True, message="certificate holds", name=cons["name"],
                        eps=doc["eps"], max_bound=doc["result"]["max_bound"],
                        checked_max_bound=float(checked_max.mid()), boxes=len(boxes),
-                       observed_error=doc["result"]["observed_error"])
+                       observed_error=doc["result"]["observed_error"], details=details)

@@ -16,7 +16,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
 COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot", "certificates.audit_cli",
-                           "certificates.cli_export")
+                           "certificates.cli_export", "certificates.tune_cli")
 
 
 class UserError(Exception):
@@ -38,9 +38,20 @@ def _construction(args):
     return constructions.build(args.name, **_sets(args.set))
 
 
+def _json_safe(obj):
+    """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def _emit(args, text: str, obj) -> None:
     if getattr(args, "format", "text") == "json":
-        print(json.dumps(obj, indent=2, sort_keys=True))
+        print(json.dumps(_json_safe(obj), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(text)
 
@@ -268,6 +279,9 @@ def cmd_check(args) -> int:
                 print(f"{r['path']}: OK {r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps "
                       f"{r['eps']} over {r['boxes']} boxes (re-derived in Arb)"
                       + (f"; {args.weights} holds exactly these weights, bit for bit" if args.weights else ""))
+                for t in r.get("chain", ()):
+                    print(f"  chain: |f - g| <= {t['f_minus_g']:.6g}, |g - network| <= {t['g_minus_network']:.6g} "
+                          f"({t['label']})")
             else:
                 print(f"{r['path']}: INVALID: {r['reason']}")
     return worst

@@ -94,6 +94,10 @@ def certificate_doc(construction, result) -> dict:
                   "seconds": f"{result.seconds:.3f}"},
         "versions": versions(),
     }
+    if getattr(result, "terms", None):
+        from constructions.expr import to_json
+        doc["result"]["chain"] = [{"label": label, "g": to_json(tree), "f_minus_g": q(t1),
+                                   "g_minus_network": q(t2)} for label, tree, t1, t2 in result.terms]
     doc["sha256"] = digest(doc)
     return doc
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 from .base import REGISTRY, Construction, Param, Spec, resolve_params
 from .exact import ParameterError, parse_rational
 from . import ramp as _ramp  # noqa: F401  (registers itself)
+from . import ramp_seq as _ramp_seq  # noqa: F401
+from . import ramp_multihead as _ramp_multihead  # noqa: F401
+from . import relu_net as _relu_net  # noqa: F401
+from . import icl_gd as _icl_gd  # noqa: F401
 
 
 def build(name: str, **params) -> Construction:

@@ -27,6 +27,8 @@ class Construction:
     domain: tuple
     apriori_bound: sympy.Expr
     notes: tuple = ()
+    chain: tuple = ()  # optional ((label, expression tree), ...): intermediate functions g whose
+    #                    terms |target - g| and |g - network| a certificate reports (one output)
 
     @property
     def inputs(self) -> tuple:

@@ -56,6 +56,7 @@ class Layer:
     heads: tuple
     query_rows: tuple
     key_rows: tuple
+    post: tuple | None = None  # optional (W, B): the layer output Y becomes Y W + B (B per query row)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Network:
     embedding: Embedding
     layers: tuple
     readout: tuple  # ((row, column), ...) of the last layer's output
+    final_softmax: bool = False  # optional row-wise softmax over the columns of the last output
+    readout_linear: tuple | None = None  # optional ((bias, (w per readout entry, ...)), ...) per output
 
     def tensors(self) -> dict:
         """Named exact tensors in a canonical order (used for hashing and export)."""
@@ -83,11 +86,19 @@ class Network:
                 out[p + "beta"] = ((h.beta,),)
                 if h.bias is not None:
                     out[p + "bias"] = h.bias
+            if layer.post is not None:
+                out[f"layer{li}.post.W"], out[f"layer{li}.post.B"] = layer.post
+        if self.readout_linear is not None:
+            out["readout.linear"] = tuple((b,) + tuple(w) for b, w in self.readout_linear)
         return out
 
     def to_json(self) -> dict:
-        """Exact JSON form: every number a "p/q" string."""
-        return {
+        """Exact JSON form: every number a "p/q" string.
+
+        The optional fields (a layer's ``post``, ``final_softmax``, ``readout_linear``)
+        appear only when used, so one-layer networks keep their JSON and hash.
+        """
+        doc = {
             "embedding": {"const": _enc(self.embedding.const),
                           "linear": [_enc(e) for e in self.embedding.linear]},
             "layers": [{
@@ -99,6 +110,21 @@ class Network:
             } for layer in self.layers],
             "readout": [list(rc) for rc in self.readout],
         }
+        for li, layer in enumerate(self.layers):
+            if layer.post is not None:
+                doc["layers"][li]["post"] = {"W": _enc(layer.post[0]), "B": _enc(layer.post[1])}
+        if self.final_softmax:
+            doc["final_softmax"] = True
+        if self.readout_linear is not None:
+            doc["readout_linear"] = [{"bias": str(b), "weights": [str(v) for v in w]}
+                                     for b, w in self.readout_linear]
+        return doc
+
+    @property
+    def is_plain(self) -> bool:
+        """One layer, no post map, no final softmax, entry readout: the affine certifier's shape."""
+        return (len(self.layers) == 1 and self.layers[0].post is None and not self.final_softmax
+                and self.readout_linear is None)
 
     def weights_hash(self) -> str:
         """SHA-256 of the canonical JSON of the exact weights."""

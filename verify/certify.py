@@ -47,10 +47,19 @@ class CertifyResult:
     boxes_evaluated: int = 0
     seconds: float = 0.0
     reason: str = ""
+    terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
 
     @property
     def holds(self) -> bool:
         return self.status == CERTIFIED
+
+
+def make_bounder(construction, xp=np):
+    """The bounder for the network's shape: affine one-layer, else layered interval propagation."""
+    if getattr(construction.network, "is_plain", True):
+        return AffineBounder(construction, xp)
+    from .layered_bounds import LayeredBounder
+    return LayeredBounder(construction, xp)
 
 
 def point_error_lower(bounder, point, xp=np):
@@ -87,7 +96,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     t0 = time.perf_counter()
     eps_f = float(eps)
     domain = Domain(construction.domain, xp)
-    bounder = AffineBounder(construction, xp)
+    bounder = make_bounder(construction, xp)
     weights = float_weights(construction.network, xp)
     if progress is None:
         progress = sys.stderr.isatty()
@@ -154,9 +163,13 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         return CertifyResult(status, eps, worst, obs_best, witness, None,
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason)
     leaves.sort(key=lambda l: l.path)
+    terms = []
+    if getattr(construction, "chain", ()):
+        from .chain import chain_terms
+        terms = chain_terms(construction, bounder, domain, leaves, xp)
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
-                         boxes_evaluated=evaluated, seconds=seconds)
+                         boxes_evaluated=evaluated, seconds=seconds, terms=terms)
 
 
 def _inside(point, domain) -> bool:

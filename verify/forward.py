@@ -21,6 +21,11 @@ def float_weights(network, xp=np) -> dict:
         "layers": [[(f(h.wq), f(h.wk), f(h.wv), f(h.wo), float(h.beta),
                      None if h.bias is None else f(h.bias)) for h in layer.heads]
                    for layer in network.layers],
+        "post": [None if layer.post is None else (f(layer.post[0]), f(layer.post[1]))
+                 for layer in network.layers],
+        "readout_linear": None if getattr(network, "readout_linear", None) is None else (
+            xp.asarray(np.array([float(b) for b, _ in network.readout_linear])),
+            xp.asarray(np.array([[float(v) for v in w] for _, w in network.readout_linear]))),
     }
 
 
@@ -29,7 +34,7 @@ def forward_float(network, X, xp=np, weights=None):
     w = weights or float_weights(network, xp)
     X = xp.asarray(X, dtype=xp.float64)
     Z = w["const"][None, :, :] + sum(X[:, i, None, None] * E[None] for i, E in enumerate(w["linear"]))
-    for layer, heads in zip(network.layers, w["layers"]):
+    for layer, heads, post in zip(network.layers, w["layers"], w.get("post", [None] * len(network.layers))):
         q = xp.asarray(list(layer.query_rows))
         k = xp.asarray(list(layer.key_rows))
         Zq, Zk = Z[:, q, :], Z[:, k, :]
@@ -42,10 +47,17 @@ def forward_float(network, X, xp=np, weights=None):
             A = xp.exp(S)
             A = A / A.sum(axis=2, keepdims=True)
             Y = Y + (A @ (Zk @ wv)) @ wo
-        Z = Y
+        Z = Y if post is None else Y @ post[0] + post[1][None]
+    if getattr(network, "final_softmax", False):
+        Z = xp.exp(Z - Z.max(axis=2, keepdims=True))
+        Z = Z / Z.sum(axis=2, keepdims=True)
     rows = xp.asarray([r for r, _ in network.readout])
     cols = xp.asarray([c for _, c in network.readout])
-    return Z[:, rows, cols]
+    out = Z[:, rows, cols]
+    if w.get("readout_linear") is not None:
+        b, W = w["readout_linear"]
+        out = b[None, :] + out @ W.T
+    return out
 
 
 def forward_mp(network, x, dps=50):
@@ -75,5 +87,15 @@ def forward_mp(network, x, dps=50):
                     for c in range(V.cols):
                         out[i, c] = mpmath.fsum(e[j] * V[j, c] for j in range(S.cols)) / tot
                 Y = out if Y is None else Y + out
-            Z = Y
-        return [Z[r, c] for r, c in network.readout]
+            Z = Y if getattr(layer, "post", None) is None else Y * M(layer.post[0]) + M(layer.post[1])
+        if getattr(network, "final_softmax", False):
+            for i in range(Z.rows):
+                m = max(Z[i, j] for j in range(Z.cols))
+                e = [mpmath.exp(Z[i, j] - m) for j in range(Z.cols)]
+                tot = mpmath.fsum(e)
+                for j in range(Z.cols):
+                    Z[i, j] = e[j] / tot
+        out = [Z[r, c] for r, c in network.readout]
+        if getattr(network, "readout_linear", None) is not None:
+            out = [mpf(b) + mpmath.fsum(mpf(wv) * o for wv, o in zip(wts, out)) for b, wts in network.readout_linear]
+        return out
