@@ -30,6 +30,16 @@ LIBRARY = (
      "eps = 1.04 x the dense-sample sup error 0.01342, below the a-priori bound 0.0263"),
     ("ramp-p41-kappa27_10.json", "ramp", {**RAMP, "p": "41", "kappa": "27/10"}, "7/2000",
      "sharp regime: eps = 1.11 x the sup error 0.003151, 90x below the a-priori bound 0.313"),
+    ("ramp-seq-n2-p9.json", "ramp-seq", {"n": "2", "p": "9"}, "1/10",
+     "two tokens, each its own Range_[-1,1](w_i x_i + t_i); every output certified at once"),
+    ("ramp-multihead-H4-n9.json", "ramp-multihead", {"H": "4", "n": "9"}, "1/50",
+     "four heads with position bias, 36 anchors in all; a REFUTED witness exists at eps 0.0165"),
+    ("relu-net-sin3x-v1.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "1"}, "1/20",
+     "variant (i): one attention layer + softmax + linear readout; the whole chain |f - attention|"),
+    ("relu-net-sin3x-v2.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "2"}, "1/20",
+     "variant (ii): two attention layers; layer 1's error is propagated through layer 2's logits"),
+    ("icl-gd-n2-d1.json", "icl-gd", {"n": "2"}, "1/5",
+     "one in-context GD step over a 5-D prompt box; the proved bound is loose (sampled error ~0.004)"),
 )
 
 
