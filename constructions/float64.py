@@ -27,15 +27,18 @@ def _round(m):
 
 
 def network_to_float64(net: Network) -> Network:
-    """Fold beta into W_Q exactly, then round every matrix entry to float64."""
-    layers = tuple(Layer(heads=tuple(Head(wq=_round(tuple(tuple(v * h.beta for v in row) for row in h.wq)),
-                                          wk=_round(h.wk), wv=_round(h.wv), wo=_round(h.wo), beta=Fraction(1),
-                                          bias=None if h.bias is None else _round(h.bias))
-                                     for h in layer.heads),
-                         query_rows=layer.query_rows, key_rows=layer.key_rows)
+    """Fold beta into W_Q exactly, then round every matrix entry (post maps and readout too) to float64."""
+    layers = tuple(replace(layer,
+                           heads=tuple(Head(wq=_round(tuple(tuple(v * h.beta for v in row) for row in h.wq)),
+                                            wk=_round(h.wk), wv=_round(h.wv), wo=_round(h.wo), beta=Fraction(1),
+                                            bias=None if h.bias is None else _round(h.bias))
+                                       for h in layer.heads),
+                           post=None if layer.post is None else (_round(layer.post[0]), _round(layer.post[1])))
                    for layer in net.layers)
     emb = Embedding(const=_round(net.embedding.const), linear=tuple(_round(e) for e in net.embedding.linear))
-    return Network(embedding=emb, layers=layers, readout=net.readout)
+    readout_linear = None if net.readout_linear is None else tuple(
+        (round_f64(b), tuple(round_f64(v) for v in w)) for b, w in net.readout_linear)
+    return replace(net, embedding=emb, layers=layers, readout_linear=readout_linear)
 
 
 def is_float64(net: Network) -> bool:

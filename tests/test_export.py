@@ -66,13 +66,15 @@ def _case(name, tmp_path_factory) -> Case:
             c = Case(to_float64(constructions.build("ramp", a="-1", b="1", p=41, kappa=8, lo=-2, hi=2)), "1/50", tmp)
         elif name == "two-head":
             c = Case(to_float64(two_head()), "1/20", tmp)
+        elif name == "ramp-multihead":  # [UAP] construction with a position-dependent logit bias
+            c = Case(to_float64(constructions.build("ramp-multihead", H=4, n=9)), "1/50", tmp)
         else:  # not certifiable (two layers): a hand-made document, to test that exporters follow any structure
             c = Case(to_float64(two_layer()), "100", tmp, certified=False)
         _CASES[name] = c
     return _CASES[name]
 
 
-@pytest.fixture(scope="module", params=["ramp", "two-head", "two-layer"])
+@pytest.fixture(scope="module", params=["ramp", "two-head", "ramp-multihead", "two-layer"])
 def case(request, tmp_path_factory):
     return _case(request.param, tmp_path_factory)
 
@@ -423,3 +425,21 @@ def test_sqrt_head_dim_compensation_is_exact_or_refused():
     assert all(Fraction(float(a)) == 4 * Fraction(float(b)) for a, b in zip(scaled(w, 4).ravel(), w.ravel()))
     with pytest.raises(ExportError, match="overflows"):
         scaled(np.array([[1.5e308]]), 4)
+
+
+def test_float64_keeps_post_maps_and_exporters_refuse_what_they_do_not_model(tmp_path, capsys):
+    """relu-net (two layers with a post map) certifies in float64; exporters refuse it (exit 2)."""
+    from certificates.cli import main
+    c = to_float64(constructions.build("relu-net", f="sin(3*x0)", lo=-1, hi=2, variant=2))
+    assert all(layer.post is None or all(Fraction(float(v)) == v for row in layer.post[0] for v in row)
+               for layer in c.network.layers)
+    assert any(layer.post is not None for layer in c.network.layers)
+    res = certify(c, "1/20", progress=False)
+    assert res.status == "CERTIFIED"
+    path = tmp_path / "rn.json"
+    save(certificate_doc(c, res), path)
+    capsys.readouterr()
+    assert main(["export", str(path), "--to", "safetensors", "-o", str(tmp_path / "rn.st")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "post" in err
+    assert not (tmp_path / "rn.st").exists()

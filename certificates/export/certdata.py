@@ -123,7 +123,17 @@ def read(doc) -> Net:
         raise ExportError(f"malformed network in certificate ({type(e).__name__}: {e})") from None
 
 
+_NET_KEYS = {"embedding", "layers", "readout"}
+_LAYER_KEYS = {"query_rows", "key_rows", "heads"}
+
+
 def _parse(doc, cons, net) -> Net:
+    # A field the exporters do not model (a layer's post map, a final softmax, a linear
+    # readout) would silently change the function: refuse rather than export something else.
+    extra = (set(net) - _NET_KEYS) | {k for layer in net["layers"] for k in set(layer) - _LAYER_KEYS}
+    if extra:
+        raise ExportError(f"the exporters do not handle {', '.join(sorted(extra))} yet "
+                          f"(post-layer maps / final softmax networks such as relu-net)")
     tensors, exact = {}, {}
 
     def take(name, m):
