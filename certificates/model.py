@@ -89,6 +89,7 @@ def certificate_doc(construction, result) -> dict:
             "tree": result.tree,
             "bounds": [q(l.bound) for l in result.leaves],
             "hints": [list(l.hints) for l in result.leaves],
+            **getattr(result, "evidence", {}),
         },
         "stats": {"boxes_evaluated": result.boxes_evaluated,
                   "seconds": f"{result.seconds:.3f}"},

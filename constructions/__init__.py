@@ -8,6 +8,7 @@ from __future__ import annotations
 from .base import REGISTRY, Construction, Param, Spec, resolve_params
 from .exact import ParameterError, parse_rational
 from . import ramp as _ramp  # noqa: F401  (registers itself)
+from . import max_affine as _max_affine  # noqa: F401  (registers itself)
 
 
 def build(name: str, **params) -> Construction:

@@ -27,6 +27,7 @@ class Construction:
     domain: tuple
     apriori_bound: sympy.Expr
     notes: tuple = ()
+    meta: tuple = ()  # ((key, value), ...) hints for the certifier, e.g. ("grid", ...) for [MAP]
 
     @property
     def inputs(self) -> tuple:

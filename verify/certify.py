@@ -16,7 +16,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .bounds import AffineBounder
+from .bounds import AffineBounder  # noqa: F401  (the general path, picked by grid_bounds)
+from .grid_bounds import pick_bounder
 from .forward import float_weights, forward_float
 from .paving import MAX_LEVEL, Domain, choose_dim, tree_string
 from .target import float_eval, interval_eval
@@ -47,6 +48,7 @@ class CertifyResult:
     boxes_evaluated: int = 0
     seconds: float = 0.0
     reason: str = ""
+    evidence: dict = field(default_factory=dict)  # bounder-specific evidence (e.g. the grid claim)
 
     @property
     def holds(self) -> bool:
@@ -87,7 +89,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     t0 = time.perf_counter()
     eps_f = float(eps)
     domain = Domain(construction.domain, xp)
-    bounder = AffineBounder(construction, xp)
+    bounder = pick_bounder(construction, xp)
     weights = float_weights(construction.network, xp)
     if progress is None:
         progress = sys.stderr.isatty()
@@ -156,7 +158,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     leaves.sort(key=lambda l: l.path)
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
-                         boxes_evaluated=evaluated, seconds=seconds)
+                         boxes_evaluated=evaluated, seconds=seconds,
+                         evidence=dict(getattr(bounder, "evidence", {})))
 
 
 def _inside(point, domain) -> bool:
