@@ -442,7 +442,7 @@ _COMMON = (
     Param("hi", "choice", "", "domain upper end"),
     Param("G", "int", "0", "grid cells per dimension (0: the a-priori recipe from eps)"),
     Param("beta", "choice", "", "inverse temperature (default kappa/h^2)"),
-    Param("kappa", "rational", "1", "sharpness beta*h^2 when beta is not given"),
+    Param("kappa", "rational", "2", "sharpness beta*h^2 when beta is not given"),
     Param("lam", "choice", "", "boost lambda (default beta*rho^2 + ln(8R/eps))"),
     Param("eps", "choice", "", "target accuracy for the recipe (default 1/100 for lam only)"),
     Param("L", "choice", "", "l1-gradient Lipschitz bound of f (default: interval evaluation)"),
@@ -455,7 +455,7 @@ register(Spec(
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0)*cos(3*x1)", "target in x0..x{D-1}"),
             Param("D", "int", "0", "input dimension (0: from f)")) + _COMMON[:3]
-    + (Param("G", "int", "24", "grid cells per dimension (0: the a-priori recipe from eps)"),) + _COMMON[4:]
+    + (Param("G", "int", "20", "grid cells per dimension (0: the a-priori recipe from eps)"),) + _COMMON[4:]
     + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}"),),
     builder=build_max_affine,
 ))
@@ -465,7 +465,7 @@ register(Spec(
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0)*cos(3*x1)", "target in x0..x{D-1}"),
             Param("D", "int", "0", "input dimension (0: from f)")) + _COMMON[:3]
-    + (Param("G", "int", "24", "grid cells per dimension"),) + _COMMON[4:]
+    + (Param("G", "int", "20", "grid cells per dimension"),) + _COMMON[4:]
     + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}"),),
     builder=build_cross,
 ))
@@ -476,6 +476,6 @@ register(Spec(
     params=(Param("f", "expr", "sin(2*x0+x1); cos(x0-x1)", "d_o*n targets separated by ';' (output o of token j is entry o + d_o*j)"),
             Param("d", "int", "1", "features per token"), Param("n", "int", "2", "tokens"),
             Param("d_o", "int", "1", "output features per token")) + _COMMON[:3]
-    + (Param("G", "int", "24", "grid cells per dimension"),) + _COMMON[4:],
+    + (Param("G", "int", "20", "grid cells per dimension"),) + _COMMON[4:],
     builder=build_seq,
 ))
