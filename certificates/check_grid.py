@@ -108,41 +108,47 @@ class GridPart:
         self.vmin, self.vmax = arb(min(e[main:main + N])), arb(max(e[main:main + N]))
         self.copy_rho = sum((arb(-m).exp() for m in self.mus), arb(0))
         self.other = (olo, ohi)
+        self._w1d, self._memo = {}, {}
+
+    def _weights_1d(self, d, interval, ks):
+        """(l, u, start) of dimension d's window (outside slot last) over x_d in ``interval``."""
+        key = (d, interval[0].p, interval[0].q, interval[1].p, interval[1].q, ks)
+        hit = self._w1d.get(key)
+        if hit is not None:
+            return hit
+        Gd, W = self.shape[d], self.window[d]
+        if not 0 <= ks < Gd:
+            raise GridClaimError("hint names a cell that does not exist")
+        a0, g0 = self.alpha[d][ks], self.gamma[d][ks]
+        el, eh = [], []
+        for k in range(Gd):
+            lo, hi = _affine_range(self.alpha[d][k] - a0, [self.gamma[d][k] - g0], [interval])
+            el.append(arb(lo).exp())
+            eh.append(arb(hi).exp())
+        S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
+        start = min(max(ks - W // 2, 0), Gd - W)
+        l, u = [], []
+        for k in range(start, start + W):
+            lk = (1 / (1 + (S_hi - eh[k]).upper() / el[k])).lower()
+            t_lo = (S_lo - el[k]).lower()
+            t_lo = t_lo if t_lo > 0 else arb(0)
+            uk = (1 / (1 + t_lo / eh[k])).upper()
+            l.append(lk if lk > 0 else arb(0))
+            u.append(uk if uk < 1 else arb(1))
+        out = sum((eh[k] for k in range(Gd) if not start <= k < start + W), arb(0))
+        eta = (out / S_lo).upper()
+        l.append(arb(0))
+        u.append(eta if eta < 1 else arb(1))
+        res = (l, u, start, len(self._w1d))  # a small int id keeps the memo keys cheap
+        self._w1d[key] = res
+        return res
 
     def output(self, qbox, kstar):
         """Arb enclosure (lo, hi) of this readout's output over the exact box."""
         D = self.D
-        Ls, Us, starts = [], [], []
-        for d in range(D):
-            Gd, W = self.shape[d], self.window[d]
-            ks = kstar[d]
-            if not 0 <= ks < Gd:
-                raise GridClaimError("hint names a cell that does not exist")
-            a0, g0 = self.alpha[d][ks], self.gamma[d][ks]
-            el, eh = [], []
-            for k in range(Gd):
-                lo, hi = _affine_range(self.alpha[d][k] - a0, [self.gamma[d][k] - g0], [qbox[d]])
-                el.append(arb(lo).exp())
-                eh.append(arb(hi).exp())
-            S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
-            start = min(max(ks - W // 2, 0), Gd - W)
-            starts.append(start)
-            l, u = [], []
-            for k in range(start, start + W):
-                lk = (1 / (1 + (S_hi - eh[k]).upper() / el[k])).lower()
-                t_lo = (S_lo - el[k]).lower()
-                t_lo = t_lo if t_lo > 0 else arb(0)
-                uk = (1 / (1 + t_lo / eh[k])).upper()
-                l.append(lk if lk > 0 else arb(0))
-                u.append(uk if uk < 1 else arb(1))
-            out = sum((eh[k] for k in range(Gd) if not start <= k < start + W), arb(0))
-            eta = (out / S_lo).upper()
-            l.append(arb(0))
-            u.append(eta if eta < 1 else arb(1))
-            Ls.append(l)
-            Us.append(u)
-        Mh = self._contract(Ls, Us, starts, upper=True)
-        Ml = -self._contract(Ls, Us, starts, upper=False)
+        ws = [self._weights_1d(d, qbox[d], kstar[d]) for d in range(D)]
+        Mh = self._contract(ws, (), True)
+        Ml = -self._contract(ws, (), False)
         rho = self.copy_rho
         olo = None if self.other[0] is None else arb(self.other[0])
         ohi = None if self.other[1] is None else arb(self.other[1])
@@ -161,26 +167,33 @@ class GridPart:
         lo = Ml - a * arb.max(Ml - olo, arb(0))
         return lo, hi
 
-    def _contract(self, Ls, Us, starts, upper):
-        """Dimension-by-dimension knapsack over the window tensor (outside slot = global extreme)."""
-        D = self.D
-        ext = self.vmax if upper else -self.vmin
-
-        def value(idx):
-            if any(i == self.window[d] for d, i in enumerate(idx)):
-                return ext
-            flat = sum((starts[d] + idx[d]) * self.strides[d] for d in range(D))
-            return self.values[flat] if upper else -self.values[flat]
-
-        def rec(prefix):
-            d = len(prefix)
-            if d == D - 1:
-                vals = [value(prefix + (i,)) for i in range(self.window[d] + 1)]
-            else:
-                vals = [rec(prefix + (i,)) for i in range(self.window[d] + 1)]
-            return _knapsack_upper(Ls[d], Us[d], vals)
-
-        return rec(())
+    def _contract(self, ws, prefix, upper):
+        """Knapsack contraction of dims len(prefix).. given global cell indices ``prefix``
+        (None = the outside slot); memoised, since boxes of a paving share their 1-D parts."""
+        d = len(prefix)
+        key = (upper, prefix, tuple(w[3] for w in ws[d:]))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        l, u, start, _ = ws[d]
+        W = self.window[d]
+        idx = [start + i for i in range(W)] + [None]
+        if d == self.D - 1:
+            vals = []
+            for g in idx:
+                full = prefix + (g,)
+                if any(v is None for v in full):
+                    vals.append(self.vmax if upper else -self.vmin)
+                else:
+                    flat = sum(full[e] * self.strides[e] for e in range(self.D))
+                    vals.append(self.values[flat] if upper else -self.values[flat])
+        elif any(v is None for v in prefix):
+            vals = [self.vmax if upper else -self.vmin] * (W + 1)
+        else:
+            vals = [self._contract(ws, prefix + (g,), upper) for g in idx]
+        res = _knapsack_upper(l, u, vals)
+        self._memo[key] = res
+        return res
 
 
 class GridCheck:
