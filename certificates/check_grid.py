@@ -139,7 +139,7 @@ class GridPart:
         eta = (out / S_lo).upper()
         l.append(arb(0))
         u.append(eta if eta < 1 else arb(1))
-        res = (l, u, start, len(self._w1d))  # a small int id keeps the memo keys cheap
+        res = (l, u, start, len(self._w1d), S_lo)  # a small int id keeps the memo keys cheap
         self._w1d[key] = res
         return res
 
@@ -149,19 +149,23 @@ class GridPart:
         ws = [self._weights_1d(d, qbox[d], kstar[d]) for d in range(D)]
         Mh = self._contract(ws, (), True)
         Ml = -self._contract(ws, (), False)
-        rho = self.copy_rho
+        zlo = arb(1)
+        for w in ws:  # Z_d(x) / e^{logit_d(k*)} >= S_lo_d on the box
+            zlo = zlo * w[4]
+        rho = arb(0)
         olo = None if self.other[0] is None else arb(self.other[0])
         ohi = None if self.other[1] is None else arb(self.other[1])
         for ce, ge, ee, fe in self.extras:
             off = ce - sum((self.alpha[d][kstar[d]] for d in range(D)), fmpq(0))
             slope = [ge[d] - self.gamma[d][kstar[d]] for d in range(D)]
-            rho = rho + arb(_affine_range(off, slope, qbox)[1]).exp()
+            rho = rho + arb(_affine_range(off, slope, qbox)[1]).exp() / zlo.lower()
             vl, vh = _affine_range(ee, fe, qbox)
             olo = arb(vl) if olo is None else arb.min(olo, arb(vl))
             ohi = arb(vh) if ohi is None else arb.max(ohi, arb(vh))
         if olo is None:
             return Ml, Mh
-        a = rho.upper()
+        rho = (rho + self.copy_rho).upper()
+        a = (rho / (1 + rho)).upper()  # other keys' total weight: (C+E)/(C+E+Z) <= rho/(1+rho)
         a = a if a < 1 else arb(1)
         hi = Mh + a * arb.max(ohi - Mh, arb(0))
         lo = Ml - a * arb.max(Ml - olo, arb(0))
@@ -175,7 +179,7 @@ class GridPart:
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        l, u, start, _ = ws[d]
+        l, u, start = ws[d][:3]
         W = self.window[d]
         idx = [start + i for i in range(W)] + [None]
         if d == self.D - 1:

@@ -95,6 +95,9 @@ def certificate_doc(construction, result) -> dict:
                   "seconds": f"{result.seconds:.3f}"},
         "versions": versions(),
     }
+    if getattr(result, "norm", None) is not None:  # an L_p certificate (verify.lp)
+        doc["norm"] = dict(result.norm)
+        doc["result"]["norm_bound"] = q(result.norm_bound)
     doc["sha256"] = digest(doc)
     return doc
 

@@ -20,7 +20,7 @@ import numpy as np
 from . import interval as iv
 from .bounds import AffineBounder
 from .linearize import UnsupportedNetwork, affine_form, frac_interval
-from .softmax_bounds import _exp_up, knapsack_upper, sum_up, weight_bounds
+from .softmax_bounds import _exp_down, _exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
 from .target import interval_eval
 
 
@@ -166,6 +166,8 @@ class GridBounder:
         gs = (iv.down(ga[0][None, :] - ga[1][kstar][:, None], xp), iv.up(ga[1][None, :] - ga[0][kstar][:, None], xp))
         sl, sh = iv.add(cs, iv.mul(gs, (xl[:, None], xh[:, None]), xp), xp)
         l, u = weight_bounds(sl, sh, xp)
+        with np.errstate(over="ignore"):
+            s_lo = sum_down(_exp_down(sl, xp), xp)  # Z_d(x) / e^{logit_d(k*)} >= s_lo on the box
         start = window_start(kstar, W, Gd)
         idx = start[:, None] + xp.arange(W)[None, :]
         lw = xp.take_along_axis(l, idx, axis=1)
@@ -175,7 +177,7 @@ class GridBounder:
         eta = xp.minimum(sum_up(xp.where(mask, u, 0.0), xp), 1.0)
         L = xp.concatenate([lw, xp.zeros((l.shape[0], 1))], axis=1)
         U = xp.concatenate([uw, eta[:, None]], axis=1)
-        return L, U, idx
+        return L, U, idx, s_lo
 
     def _contract(self, T, Ls, Us):
         """Upper bound of sum_k prod_d p_d(k_d) T[k] over the per-dim weight boxes."""
@@ -197,11 +199,13 @@ class GridBounder:
         N = xl.shape[0]
         xm = 0.5 * (xl + xh)
         ks, Ls, Us, idxs = [], [], [], []
+        zlo = xp.ones(N)
         for d in range(D):
             al, ga = part["alpha"][d], part["gamma"][d]
             mid = 0.5 * (al[0] + al[1])[None, :] + xm[:, d, None] * (0.5 * (ga[0] + ga[1]))[None, :]
             k = xp.argmax(mid, axis=1)
-            L, U, idx = self._weights_1d(part, d, xl[:, d], xh[:, d], k)
+            L, U, idx, s_lo = self._weights_1d(part, d, xl[:, d], xh[:, d], k)
+            zlo = iv.down(zlo * s_lo, xp)
             ks.append(k); Ls.append(L); Us.append(U); idxs.append(idx)
         shp = tuple(w + 1 for w in part["W"])
         # gather the window of values, with the outside slot set to the global extreme
@@ -219,8 +223,9 @@ class GridBounder:
         Tlo[win] = -vlo_w
         Mh = self._contract(Thi, Ls, Us)
         Ml = -self._contract(Tlo, Ls, Us)
-        # mixture with the other keys (copies and extras)
-        rho = xp.full(N, part["rho_const"])
+        # mixture with the other keys (copies and extras): their mass relative to the grid's
+        # is <= rho = sum e^{-mu} + sum_e e^{logit_e - logit_k*} / prod_d s_lo_d, so a <= rho/(1+rho)
+        rho = xp.zeros(N)
         olo = xp.full(N, part["other"][0])
         ohi = xp.full(N, part["other"][1])
         if part["extras"] is not None:
@@ -234,14 +239,17 @@ class GridBounder:
                 slope = (iv.down(g0[None, :, d] - ga[1][ks[d]][:, None], xp),
                          iv.up(g1[None, :, d] - ga[0][ks[d]][:, None], xp))
                 acc = iv.add(acc, iv.mul(slope, (xl[:, d, None], xh[:, d, None]), xp), xp)
-            with np.errstate(over="ignore"):
-                rho = iv.up(rho + sum_up(_exp_up(acc[1], xp), xp), xp)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                rho = iv.up(sum_up(_exp_up(acc[1], xp), xp) / xp.maximum(zlo, 0.0), xp)
             vacc = (xp.broadcast_to(e0[None, :], sl.shape), xp.broadcast_to(e1[None, :], sl.shape))
             for d in range(D):
                 vacc = iv.add(vacc, iv.mul((f0[None, :, d], f1[None, :, d]), (xl[:, d, None], xh[:, d, None]), xp), xp)
             olo = xp.minimum(olo, vacc[0].min(axis=1))
             ohi = xp.maximum(ohi, vacc[1].max(axis=1))
-        a = xp.where(xp.isfinite(rho), xp.minimum(rho, 1.0), 1.0)
+        with np.errstate(over="ignore", invalid="ignore"):
+            rho = iv.up(rho + part["rho_const"], xp)
+            a = iv.up(rho / iv.down(1.0 + rho, xp), xp)
+        a = xp.where(xp.isfinite(rho) & xp.isfinite(a), xp.minimum(a, 1.0), 1.0)
         with np.errstate(invalid="ignore", over="ignore"):
             up_gap = xp.where(ohi > Mh, iv.up(a * iv.up(ohi - Mh, xp), xp), 0.0)
             dn_gap = xp.where(olo < Ml, iv.up(a * iv.up(Ml - olo, xp), xp), 0.0)
