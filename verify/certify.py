@@ -117,7 +117,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         bounds = np.concatenate(bounds_all)
         hints = np.concatenate(hints_all)
         if obs_best > eps_f:
-            lower = point_error_lower(bounder, obs_point, xp)
+            lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point, xp)
             if lower > eps_f and _inside(obs_point, domain):
                 return CertifyResult(REFUTED, eps, float(np.max(bounds)), obs_best,
                                      tuple(Fraction(v) for v in obs_point), lower,

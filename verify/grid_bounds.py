@@ -257,6 +257,14 @@ class GridBounder:
             nlo = xp.where(a > 0, iv.down(Ml - dn_gap, xp), Ml)
         return (nlo, nhi), xp.stack(ks, axis=1)
 
+    @property
+    def point_bounder(self):
+        """The general path, used for refutation witnesses: at a point it is tight on both sides
+        (the grid path bounds the other keys' weight from above only)."""
+        if getattr(self, "_point", None) is None:
+            self._point = AffineBounder(self.construction, self.xp)
+        return self._point
+
     def output_bounds(self, xl, xh):
         outs, hints = [], []
         for part in self.parts:
