@@ -269,3 +269,35 @@ def test_acceptance_2d_certify_and_check():
     r = certify(c, "0.05", progress=False)
     assert r.status == "CERTIFIED"
     assert check_doc(certificate_doc(c, r)).ok
+
+
+def test_recipe_apriori_bound_below_eps_and_certifies():
+    """G = 0 takes the a-priori recipe; its stored bound is below eps and the certifier agrees."""
+    c = constructions.build("max-affine", f="sin(x0)/2", G=0, eps="1/5", centres="cells")
+    assert dict(c.params)["G"] == 15 and c.apriori_float() < 0.2
+    r = certify(c, "1/5", progress=False)
+    assert r.status == "CERTIFIED" and r.max_bound <= c.apriori_float()
+
+
+def test_tune_beats_recipe_tokens():
+    from verify.tune import tune
+    out = tune("max-affine", {"f": "sin(3*x0)"}, "1/20", time_limit=60)
+    assert out is not None and out["result"].status == "CERTIFIED"
+    assert out["recipe_tokens"] >= 5 * out["tokens"]
+    assert check_doc(certificate_doc(out["construction"], out["result"])).ok
+
+
+def test_cli_tune_and_certify_lp(tmp_path, capsys):
+    from certificates.cli import main
+    out = tmp_path / "t.json"
+    assert main(["tune", "max-affine", "--set", "f=sin(3*x0)", "--eps", "1/20", "-o", str(out),
+                 "--format", "json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["token_ratio"] >= 5 and main(["check", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["certify-lp", "max-affine", "--set", "f=cos(x0)", "--set", "G=16", "--set", "lam=0",
+                 "--set", "centres=cells", "--eps", "1/5", "--p", "2", "-o", str(out)]) == 0
+    assert main(["check", str(out)]) == 0
+    assert main(["tune", "ramp", "--eps", "0.1"]) == 2
+    assert main(["certify-lp", "max-affine", "--set", "f=x0", "--eps", "-1"]) == 2
+    assert main(["certify", "max-affine", "--set", "f=x0+", "--eps", "0.1"]) == 2
