@@ -172,8 +172,8 @@ class GridBounder:
         idx = start[:, None] + xp.arange(W)[None, :]
         lw = xp.take_along_axis(l, idx, axis=1)
         uw = xp.take_along_axis(u, idx, axis=1)
-        mask = xp.ones(u.shape, dtype=bool)
-        xp.put_along_axis(mask, idx, False, axis=1)
+        cols = xp.arange(Gd)[None, :]
+        mask = (cols < start[:, None]) | (cols >= start[:, None] + W)  # cells outside the window
         eta = xp.minimum(sum_up(xp.where(mask, u, 0.0), xp), 1.0)
         L = xp.concatenate([lw, xp.zeros((l.shape[0], 1))], axis=1)
         U = xp.concatenate([uw, eta[:, None]], axis=1)
