@@ -90,9 +90,11 @@ def eval_grad(tree, box: dict, D: int):
                 raise ParameterError("target takes log of a non-positive interval")
             return iv.log(x), [y / x for y in gx]
         if tag == "sqrt":
-            if x.a <= 0:
-                raise ParameterError("target takes sqrt near 0 (not Lipschitz there); give L")
+            if x.a < 0:
+                raise ParameterError("target takes sqrt of a negative interval")
             s = iv.sqrt(x)
+            if x.a == 0:  # not Lipschitz at 0: unbounded slope (the caller asks for L)
+                return s, [iv.mpf(["-inf", "inf"]) for _ in gx]
             return s, [y / (2 * s) for y in gx]
         if tag == "tanh":
             th = _tanh(x)
@@ -127,6 +129,7 @@ def range_and_lipschitz(tree, domain, pieces: int = 8):
     D = len(domain)
     lo = hi = None
     L = Fraction(0)
+    unbounded = False
     with mpmath.workprec(64):
         edges = [[a + (b - a) * Fraction(k, pieces) for k in range(pieces + 1)] for a, b in domain]
         for idx in itertools.product(range(pieces), repeat=D):
@@ -138,8 +141,11 @@ def range_and_lipschitz(tree, domain, pieces: int = 8):
             vlo, vhi = _exact(val, 0), _exact(val, 1)
             lo = vlo if lo is None else min(lo, vlo)
             hi = vhi if hi is None else max(hi, vhi)
-            L = max(L, sum((_exact(abs(gg), 1) for gg in grad), Fraction(0)))
-    return lo, hi, L
+            if all(mpmath.isfinite(mpmath.mpf(e)) for gg in grad for e in gg._mpi_):
+                L = max(L, sum((_exact(abs(gg), 1) for gg in grad), Fraction(0)))
+            else:
+                unbounded = True
+    return lo, hi, (None if unbounded else L)
 
 
 def _exact(x, end: int) -> Fraction:

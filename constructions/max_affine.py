@@ -313,7 +313,9 @@ def _stats(trees, domain, L_given):
         lo, hi, L = range_and_lipschitz(t, domain)
         lo_all = lo if lo_all is None else min(lo, lo_all)
         hi_all = hi if hi_all is None else max(hi, hi_all)
-        L_all = max(L_all, L)
+        L_all = None if (L is None or L_all is None) else max(L_all, L)
+    if L_given is None and L_all is None:
+        raise ParameterError("f is not Lipschitz on the domain by interval evaluation (e.g. sqrt at 0); give L")
     L = L_given if L_given is not None else L_all
     return L, hi_all - lo_all, max(abs(lo_all), abs(hi_all))
 
