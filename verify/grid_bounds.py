@@ -205,7 +205,7 @@ class GridBounder:
             mid = 0.5 * (al[0] + al[1])[None, :] + xm[:, d, None] * (0.5 * (ga[0] + ga[1]))[None, :]
             k = xp.argmax(mid, axis=1)
             L, U, idx, s_lo = self._weights_1d(part, d, xl[:, d], xh[:, d], k)
-            zlo = iv.down(zlo * s_lo, xp)
+            zlo = xp.minimum(iv.down(zlo * s_lo, xp), np.finfo(np.float64).max)  # overflow stays a true lower bound
             ks.append(k); Ls.append(L); Us.append(U); idxs.append(idx)
         shp = tuple(w + 1 for w in part["W"])
         # gather the window of values, with the outside slot set to the global extreme
