@@ -169,9 +169,9 @@ def _eval(t, env):
     if tag == "log":
         return a[0].log()  # NaN if the ball reaches 0
     if tag == "sin":
-        return a[0].sin()
+        return _trig(a[0], 0)
     if tag == "cos":
-        return a[0].cos()
+        return _trig(a[0], 1)
     if tag == "tanh":  # increasing: the hull of the end values (a ball tanh widens wide balls)
         return a[0].lower().tanh().union(a[0].upper().tanh())
     raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
@@ -200,6 +200,37 @@ def arb_variables(obj) -> set:
         elif t[0] not in ("num", "pi"):
             stack.extend(t[1:])
     return out
+
+
+def _imul(x, y):
+    """Product as the hull of the four end products: a ball product is centred at m1*m2 and
+    so wider than the (asymmetric) interval product; the hull is as tight as interval math."""
+    if x.rad() == 0 or y.rad() == 0:
+        return x * y
+    xl, xu, yl, yu = x.lower(), x.upper(), y.lower(), y.upper()
+    p = [xl * yl, xl * yu, xu * yl, xu * yu]
+    r = p[0]
+    for q in p[1:]:
+        r = r.union(q)
+    return r
+
+
+def _trig(x, shift: int):
+    """sin (shift 0) or cos (shift 1) of a ball: the hull of the end values when no extremum
+    pi/2 + k pi (sin) or k pi (cos) lies in the ball (then the function is monotone there),
+    which is much tighter than Arb's derivative bound on wide balls; else Arb's enclosure."""
+    fn = arb.sin if shift == 0 else arb.cos
+    wide = fn(x)
+    if not (x.is_finite() and x.rad() < 1):
+        return wide
+    pi = arb.pi()
+    off = pi / 2 if shift == 0 else arb(0)
+    u = (x.lower() - off) / pi
+    w = (x.upper() - off) / pi
+    n = int(float(u.mid()) // 1)
+    if arb(n) < u and w < arb(n + 1):
+        return fn(x.lower()).union(fn(x.upper()))
+    return wide
 
 
 def arb_interval(lo, hi):

@@ -17,6 +17,7 @@ from importlib import resources
 from flint import arb, ctx, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
+from .check_grid import GridCheck, GridClaimError
 
 PREC = 128
 _RAT = re.compile(r"-?[0-9]+(/[0-9]+)?\Z")
@@ -294,6 +295,47 @@ def _layered_box_bound(model, targets, target_json):
     return bound
 
 
+def _grid_box_bound(grid, box, targets, hints):
+    X = [arb_interval(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator))
+         for lo, hi in box]
+    qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+    return grid.box_bound(qbox, X, targets, hints)
+
+
+def _lp_norm(doc):
+    """None for an L-inf certificate; the exponent p (fmpq >= 1) for an L_p one."""
+    norm = doc["norm"]
+    if norm.get("kind") == "Linf":
+        if set(norm) != {"kind"}:
+            raise Invalid("an Linf norm takes no parameters")
+        return None
+    if norm.get("kind") != "Lp" or set(norm) != {"kind", "p"}:
+        raise Invalid("norm must be Linf or Lp with p")
+    p = _rat(norm["p"], "norm.p")
+    if not p >= 1:
+        raise Invalid("norm.p must be >= 1")
+    return p
+
+
+def _check_lp(doc, p, terms, eps):
+    """(sum_box vol * bound^p) <= norm_bound^p < eps^p, in Arb (exact fmpq when p is an integer)."""
+    nb = _rat(doc["result"].get("norm_bound"), "norm_bound")
+    if not nb < eps:
+        raise Invalid("the L_p norm bound is not below eps")
+    integer = p.q == 1
+    total = fmpq(0) if integer else arb(0)
+    for box, b in terms:
+        vol = fmpq(1)
+        for lo, hi in box:
+            vol *= fmpq((hi - lo).numerator, (hi - lo).denominator)
+        if b < 0:
+            raise Invalid("a stored box bound is negative")
+        total += vol * (b ** int(p.p) if integer else arb(b) ** arb(p))
+    lhs = nb ** int(p.p) if integer else arb(nb) ** arb(p)
+    if not (total <= lhs if integer else total < lhs):
+        raise Invalid("sum of vol * bound^p exceeds norm_bound^p")
+
+
 def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     """Check a parsed certificate; raises Invalid with the first reason it fails.
 
@@ -330,6 +372,8 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
         raise Invalid(f"target: {e}") from None
     ev = doc["evidence"]
     if ev["method"] != "paving":  # "analytic" / "mixed": pieces with z3 gap lemmas
+        if doc["norm"].get("kind") != "Linf":
+            raise Invalid("an L_p norm is certified with paving evidence only")
         from .check_analytic import check_piecewise_doc
         return check_piecewise_doc(doc, path, domain, heads_all, targets, _rat(doc["eps"], "eps"), **opts)
     boxes = _leaves(ev["tree"], domain, D)
@@ -338,11 +382,22 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
     n_heads = sum(len(p) for p in heads_all)
     if _is_layered(net):
         box_bound = _layered_box_bound(model, targets, doc["target"])
+    grid = None
+    if ev.get("bounder", "affine") == "grid":
+        try:
+            grid = GridCheck(heads_all, ev.get("grid"), D)
+        except GridClaimError as e:
+            raise Invalid(f"grid evidence: {e}") from None
+        n_heads = grid.n_hints
+    elif ev.get("bounder", "affine") != "affine":
+        raise Invalid(f"unknown evidence bounder {ev.get('bounder')!r}")
+    lp = _lp_norm(doc)
     max_bound = _rat(doc["result"]["max_bound"], "max_bound")
-    if not max_bound < eps:
+    if lp is None and not max_bound < eps:
         raise Invalid("the largest proved bound is not below eps")
     stored_max = fmpq(0)
     checked_max = arb(0)
+    lp_terms = []
     old = ctx.prec
     ctx.prec = PREC
     try:
@@ -350,8 +405,16 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
             stored = _rat(b, f"bounds[{n}]")
             if len(h) != n_heads and not _is_layered(net):
                 raise Invalid(f"box {n}: wrong number of hints")
-            proved = box_bound(box, heads_all, targets, h)
-            if not proved < arb(eps):
+            if grid is None:
+                proved = box_bound(box, heads_all, targets, h)
+            else:
+                try:
+                    proved = _grid_box_bound(grid, box, targets, h)
+                except GridClaimError as e:
+                    raise Invalid(f"box {n}: {e}") from None
+            if lp is not None:  # the sum uses stored + slack, which dominates the re-derived bound
+                lp_terms.append((box, stored + eps * fmpq(1, 2 ** 20)))
+            elif not proved < arb(eps):
                 raise Invalid(f"box {n} {[(str(a), str(c)) for a, c in box]}: re-derived bound "
                               f"{float(proved.mid()):.6g} is not below eps")
             # The stored bound is a claim too: it must not undercut what can be proved.
@@ -363,6 +426,8 @@ def check_doc(doc, path="<certificate>", **opts) -> CheckReport:
             checked_max = arb.max(checked_max, proved).upper()
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest box bound")
+        if lp is not None:
+            _check_lp(doc, lp, lp_terms, eps)
         witness = [_rat(v, "witness") for v in doc["result"]["witness"]]
         if len(witness) != D or any(not (fmpq(a.numerator, a.denominator) <= w <= fmpq(b.numerator, b.denominator))
                                     for w, (a, b) in zip(witness, domain)):

@@ -16,7 +16,7 @@ EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 # Modules that add subcommands: each has ``add_commands(subparsers, common)`` and keeps
 # its top-level imports light (heavy work is imported inside the command functions).
 COMMAND_MODULES: tuple = ("certificates.cli_audit", "certificates.cli_plot", "certificates.audit_cli",
-                           "certificates.cli_export", "certificates.tune_cli")
+                           "certificates.cli_export", "certificates.tune_cli", "certificates.cli_map")
 
 
 class UserError(Exception):

@@ -89,6 +89,7 @@ def certificate_doc(construction, result) -> dict:
             "tree": result.tree,
             "bounds": [q(l.bound) for l in result.leaves],
             "hints": [list(l.hints) for l in result.leaves],
+            **getattr(result, "evidence", {}),
         },
         "stats": {"boxes_evaluated": result.boxes_evaluated,
                   "seconds": f"{result.seconds:.3f}"},
@@ -98,6 +99,9 @@ def certificate_doc(construction, result) -> dict:
         from constructions.expr import to_json
         doc["result"]["chain"] = [{"label": label, "g": to_json(tree), "f_minus_g": q(t1),
                                    "g_minus_network": q(t2)} for label, tree, t1, t2 in result.terms]
+    if getattr(result, "norm", None) is not None:  # an L_p certificate (verify.lp)
+        doc["norm"] = dict(result.norm)
+        doc["result"]["norm_bound"] = q(result.norm_bound)
     doc["sha256"] = digest(doc)
     return doc
 

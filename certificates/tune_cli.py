@@ -4,18 +4,30 @@ from __future__ import annotations
 import json
 
 
+MAP_NAMES = ("max-affine", "cross-attention", "max-affine-seq")
+
+
 def add_commands(sub, common) -> None:
-    sp = sub.add_parser("tune", help="tune the ramp: kappa for a given p (--set p=...), or the fewest p for --eps")
-    sp.add_argument("name", choices=["ramp"])
+    sp = sub.add_parser("tune", help="ramp: kappa for a given p (--set p=...) or the fewest p for --eps; "
+                                     "[MAP] max-affine family: the smallest certified grid for --eps")
+    sp.add_argument("name", choices=("ramp",) + MAP_NAMES)
     sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
-    sp.add_argument("--eps", default=None, help="find the smallest p whose ramp certifies this eps")
-    sp.add_argument("--kappa", default="27/10", help="sharpness used with --eps (exact rational)")
+    sp.add_argument("--eps", default=None, help="target error (required for the [MAP] family)")
+    sp.add_argument("--kappa", default="27/10", help="ramp: sharpness used with --eps (exact rational)")
+    sp.add_argument("--max-grid", type=int, default=200, help="[MAP]: largest grid tried")
+    sp.add_argument("--time-limit", type=float, default=300.0, help="[MAP]: seconds")
+    sp.add_argument("-o", "--output", help="[MAP]: write the tuned certificate")
     common(sp)
     sp.set_defaults(fn=cmd_tune)
 
 
 def cmd_tune(args) -> int:
     from certificates.cli import EXIT_FAIL, EXIT_OK, UserError, _emit, _sets
+    if args.name in MAP_NAMES:
+        if args.eps is None:
+            raise UserError(f"tune {args.name} needs --eps")
+        from certificates.cli_map import cmd_tune_map
+        return cmd_tune_map(args)
     from constructions import REGISTRY
     from constructions.base import resolve_params
     from constructions.exact import ParameterError, parse_rational

@@ -12,6 +12,7 @@ from . import ramp_seq as _ramp_seq  # noqa: F401
 from . import ramp_multihead as _ramp_multihead  # noqa: F401
 from . import relu_net as _relu_net  # noqa: F401
 from . import icl_gd as _icl_gd  # noqa: F401
+from . import max_affine as _max_affine  # noqa: F401  (registers itself)
 
 
 def build(name: str, **params) -> Construction:

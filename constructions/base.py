@@ -29,6 +29,7 @@ class Construction:
     notes: tuple = ()
     chain: tuple = ()  # optional ((label, expression tree), ...): intermediate functions g whose
     #                    terms |target - g| and |g - network| a certificate reports (one output)
+    meta: tuple = ()  # ((key, value), ...) hints for the certifier, e.g. ("grid", ...) for [MAP]
 
     @property
     def inputs(self) -> tuple:

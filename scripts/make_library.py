@@ -40,6 +40,14 @@ LIBRARY = (
      "variant (ii): two attention layers; layer 1's error is propagated through layer 2's logits"),
     ("icl-gd-n2-d1.json", "icl-gd", {"n": "2"}, "1/5",
      "one in-context GD step over a 5-D prompt box; the proved bound is loose (sampled error ~0.004)"),
+    ("max-affine-1d-sin3x.json", "max-affine", {"f": "sin(3*x0)", "G": "32", "kappa": "3"}, "1/20",
+     "[MAP] 1-D grid of 33 cells; self key boosted by lambda"),
+    ("max-affine-2d-sin2x-cos3y.json", "max-affine", {"f": "sin(2*x0)*cos(3*x1)", "B": "1"}, "1/20",
+     "[MAP] the 2-D acceptance case: 401 tokens, grid path with the exact 1-D factorisation"),
+    ("cross-attention-2d.json", "cross-attention", {"f": "sin(x0)*cos(2*x1)", "G": "8"}, "3/20",
+     "[MAP] queries from x, keys/values from a fixed anchor context"),
+    ("max-affine-seq-d1n2.json", "max-affine-seq", {"f": "sin(x0+x1); x0*x1", "G": "6"}, "1/5",
+     "[MAP] seq2seq with d*n = 2: anchors per (cell, position), two outputs"),
 )
 
 

@@ -16,7 +16,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .bounds import AffineBounder
+from .bounds import AffineBounder  # noqa: F401  (the general path, picked by grid_bounds)
+from .grid_bounds import pick_bounder
 from .forward import float_weights, forward_float
 from .paving import MAX_LEVEL, Domain, choose_dim, tree_string
 from .target import float_eval, interval_eval
@@ -48,6 +49,7 @@ class CertifyResult:
     seconds: float = 0.0
     reason: str = ""
     terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
+    evidence: dict = field(default_factory=dict)  # bounder-specific evidence (e.g. the grid claim)
 
     @property
     def holds(self) -> bool:
@@ -56,6 +58,8 @@ class CertifyResult:
 
 def make_bounder(construction, xp=np):
     """The bounder for the network's shape: affine one-layer, else layered interval propagation."""
+    if dict(getattr(construction, "meta", ())).get("grid") is not None:
+        return pick_bounder(construction, xp)  # [MAP] grid: the claim is verified by the grid bounder
     if getattr(construction.network, "is_plain", True):
         return AffineBounder(construction, xp)
     from .layered_bounds import LayeredBounder
@@ -124,7 +128,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         bounds = np.concatenate(bounds_all)
         hints = np.concatenate(hints_all)
         if obs_best > eps_f:
-            lower = point_error_lower(bounder, obs_point, xp)
+            lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point, xp)
             if lower > eps_f and _inside(obs_point, domain):
                 return CertifyResult(REFUTED, eps, float(np.max(bounds)), obs_best,
                                      tuple(Fraction(v) for v in obs_point), lower,
@@ -169,7 +173,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         terms = chain_terms(construction, bounder, domain, leaves, xp)
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
-                         boxes_evaluated=evaluated, seconds=seconds, terms=terms)
+                         boxes_evaluated=evaluated, seconds=seconds, terms=terms,
+                         evidence=dict(getattr(bounder, "evidence", {})))
 
 
 def _inside(point, domain) -> bool:
