@@ -68,13 +68,15 @@ def _case(name, tmp_path_factory) -> Case:
             c = Case(to_float64(two_head()), "1/20", tmp)
         elif name == "ramp-multihead":  # [UAP] construction with a position-dependent logit bias
             c = Case(to_float64(constructions.build("ramp-multihead", H=4, n=9)), "1/50", tmp)
+        elif name == "max-affine":  # [MAP] construction: self-attention, the query token is also a key
+            c = Case(to_float64(constructions.build("max-affine", f="sin(3*x0)", G=32, kappa=3)), "1/20", tmp)
         else:  # not certifiable (two layers): a hand-made document, to test that exporters follow any structure
             c = Case(to_float64(two_layer()), "100", tmp, certified=False)
         _CASES[name] = c
     return _CASES[name]
 
 
-@pytest.fixture(scope="module", params=["ramp", "two-head", "ramp-multihead", "two-layer"])
+@pytest.fixture(scope="module", params=["ramp", "two-head", "ramp-multihead", "max-affine", "two-layer"])
 def case(request, tmp_path_factory):
     return _case(request.param, tmp_path_factory)
 
