@@ -18,13 +18,13 @@ _U = 2.0 ** -52
 def sum_up(a, xp=np):
     """Upper bound of the exact sum of nonnegative floats along the last axis."""
     n = a.shape[-1]
-    return iv.up(iv.up(a.sum(axis=-1)) * (1.0 + (n + 2) * _U), xp)
+    return iv.up(iv.up(a.sum(axis=-1), xp) * (1.0 + (n + 2) * _U), xp)
 
 
 def sum_down(a, xp=np):
     """Lower bound of the exact sum of nonnegative floats along the last axis."""
     n = a.shape[-1]
-    s = iv.down(iv.down(a.sum(axis=-1)) * (1.0 - (n + 2) * _U), xp)
+    s = iv.down(iv.down(a.sum(axis=-1), xp) * (1.0 - (n + 2) * _U), xp)
     return xp.minimum(s, np.finfo(np.float64).max)
 
 
