@@ -149,7 +149,8 @@ def _certify_scaled(args, c, eps, certify):
         raise UserError(f"--resume: no checkpoint {ckpt}")
     from verify.certify import CertifyInterrupted
     from verify.checkpoint import CheckpointError
-    kw = {} if xp is None else {"xp": xp, "batch": 1 << 17}
+    from verify.batches import device_batch
+    kw = {} if xp is None else {"xp": xp, "batch": device_batch(c)}
     try:
         with open_executor(args.workers, args.scheduler) as ex:
             return certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,

@@ -4,7 +4,7 @@ Run: python scripts/bench_gpu.py [--repeat 3] [--numpy-budget 120]
 For ramps with p = 1001..10000 anchors at a tight eps (1.1 x the dense sup error), it
 reports (a) end-to-end certify time on CuPy (median of --repeat) and on NumPy (one run,
 stopped after --numpy-budget seconds, in which case the ratio is a lower bound from the
-boxes it managed), and (b) the throughput of one work unit of 2^17 boxes on each
+boxes it managed), and (b) the throughput of one GPU-sized work unit (verify.batches.device_batch boxes) on each
 backend (median of --repeat), the number that does not depend on the search shape.
 Prints a markdown table; without a usable CUDA device it says so and exits 0.
 """
@@ -49,28 +49,30 @@ def unit_rate(c, xp, n, repeat):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--numpy-budget", type=float, default=120.0)
+    ap.add_argument("--numpy-budget", type=float, default=60.0)
     ap.add_argument("--sizes", default="1001,4001,10000")
     args = ap.parse_args()
     cp = gpu()
     if cp is None:
         return 0
     import constructions
+    from verify.batches import device_batch
     from verify.certify import certify
     from verify.sampling import max_error_sampled
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(f"device: {dev}; {time.strftime('%Y-%m-%d')}\n")
-    print("| p | eps | boxes | CuPy certify s | NumPy certify s | end-to-end ratio | unit (2^17 boxes) CuPy box/s | NumPy box/s | unit ratio |")
+    print("| p | eps | boxes | CuPy certify s | NumPy certify s | end-to-end ratio | unit CuPy box/s | NumPy box/s | unit ratio |")
     print("|---|---|---|---|---|---|---|---|---|")
     for p in [int(v) for v in args.sizes.split(",")]:
         c = constructions.build("ramp", p=p, kappa=8)
-        sup, _, _ = max_error_sampled(c, 20_000_001, cp)
+        sup, _, _ = max_error_sampled(c, 4_000_001, cp)
         eps = repr(sup * 1.1)
-        certify(c, eps, xp=cp, batch=1 << 17, progress=False, max_boxes=10_000)   # warm-up
+        nb = device_batch(c)
+        certify(c, eps, xp=cp, batch=nb, progress=False, max_boxes=10_000)   # warm-up
         gt, res = [], None
         for _ in range(args.repeat):
             t0 = time.perf_counter()
-            res = certify(c, eps, xp=cp, batch=1 << 17, progress=False)
+            res = certify(c, eps, xp=cp, batch=nb, progress=False)
             gt.append(time.perf_counter() - t0)
         assert res.status == "CERTIFIED", res.reason
         g = statistics.median(gt)
@@ -82,8 +84,7 @@ def main() -> int:
         else:   # stopped: compare boxes per second over the part it did
             ntxt = f"> {nt:.0f} ({rn.boxes_evaluated} boxes)"
             ratio = f">= {(res.boxes_evaluated / g) / (rn.boxes_evaluated / nt):.0f}x (box/s)"
-        n = 1 << 17
-        rg, rc = unit_rate(c, cp, n, args.repeat), unit_rate(c, np, n, 1)
+        rg, rc = unit_rate(c, cp, nb, args.repeat), unit_rate(c, np, nb, 1)
         print(f"| {p} | {float(eps):.4g} | {res.boxes_evaluated} | {g:.2f} | {ntxt} | {ratio} | "
               f"{rg:.3g} | {rc:.3g} | {rg / rc:.0f}x |", flush=True)
     print(f"\nreproduce: python scripts/bench_gpu.py --repeat {args.repeat} --numpy-budget {args.numpy_budget:g}")

@@ -82,3 +82,9 @@ def evaluate_batch(job: Job, I, K):
     j = int(xp.argmax(o))
     top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
     return _host(b).astype(np.float64), _host(h).astype(np.int64), float(top[0]), [float(v) for v in top[1:]]
+
+
+def device_batch(construction, elements: int = 1 << 27) -> int:
+    """Boxes per work unit on a GPU: about ``elements`` (box, key) pairs, so temporaries fit in memory."""
+    keys = max(len(layer.key_rows) for layer in construction.network.layers)
+    return int(max(1024, min(1 << 17, elements // max(keys, 1))))

@@ -16,8 +16,10 @@ def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None
     """
     D = len(construction.domain)
     per = max(2, int(round(points ** (1.0 / D))))
-    if chunk is None:
-        chunk = (1 << 20) if getattr(xp, "__name__", "") == "cupy" else (1 << 16)
+    if chunk is None:   # points per chunk: a bounded number of (point, key) pairs in memory
+        keys = max(len(layer.key_rows) for layer in construction.network.layers)
+        gpu = getattr(xp, "__name__", "") == "cupy"
+        chunk = max(256, min(1 << (20 if gpu else 16), (1 << (27 if gpu else 24)) // max(keys, 1)))
     ends = [(float(a), float(b)) for a, b in construction.domain]
     steps = [(b - a) / (per - 1) for a, b in ends]
     total = per ** D
