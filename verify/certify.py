@@ -175,9 +175,10 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             if over is not None and checkpoint is not None:
                 snapshot(base)   # the state before this generation: a resume with a larger budget replays it
             evaluated += len(paths)
-            for n in np.flatnonzero(good):
-                leaves.append(Leaf(paths[n], tuple(int(v) for v in I[n]), tuple(int(v) for v in K[n]),
-                                   float(bounds[n]), tuple(int(v) for v in hints[n])))
+            gi = np.flatnonzero(good)
+            for n, i, k, bd, h in zip(gi.tolist(), I[gi].tolist(), K[gi].tolist(), bounds[gi].tolist(),
+                                      hints[gi].tolist()):
+                leaves.append(Leaf(paths[n], tuple(i), tuple(k), bd, tuple(h)))
             if progress:
                 print(f"\r  boxes {evaluated}, leaves {len(leaves)}, open {len(rest)}, "
                       f"worst open {np.max(bounds[rest]) if len(rest) else 0:.3g}   ",
