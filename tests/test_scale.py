@@ -6,6 +6,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import pytest
 
@@ -17,7 +18,7 @@ from verify.certify import CertifyInterrupted, certify
 RAMP = dict(p=201, kappa=30)          # about 8000 boxes, a dozen generations, ~3 s serial
 EPS = "0.00424"                       # 1.02 x the dense sup error 0.0041537
 CLI = [sys.executable, "-m", "certificates.cli", "certify", "ramp", "--set", "p=201", "--set", "kappa=30",
-       "--eps", EPS, "--format", "json"]
+       "--eps", "0.00457", "--format", "json"]
 
 
 def stable(doc) -> bytes:
@@ -90,11 +91,11 @@ def _wait_for_checkpoint_with_leaves(path, proc, timeout=60):
 
 
 @pytest.mark.parametrize("sig", [pytest.param(signal.SIGINT, marks=pytest.mark.slow), signal.SIGKILL])
-def test_interrupted_certify_resumes_to_identical_certificate(sig, tmp_path, serial_cert):
+def test_interrupted_certify_resumes_to_identical_certificate(sig, tmp_path, quick_cert):
     out = tmp_path / "c.json"
     ckpt = str(out) + ".partial"
     env = dict(os.environ, PYTHONPATH=os.getcwd())
-    proc = subprocess.Popen(CLI + ["-o", str(out), "--checkpoint-every", "0.1"], env=env,
+    proc = subprocess.Popen(CLI + ["-o", str(out), "--checkpoint-every", "0.05"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     first = _wait_for_checkpoint_with_leaves(ckpt, proc)
     proc.send_signal(sig)
@@ -109,13 +110,14 @@ def test_interrupted_certify_resumes_to_identical_certificate(sig, tmp_path, ser
     assert len(saved["leaves"]) >= len(first["leaves"]) and saved["pending"]
     r = subprocess.run(CLI + ["-o", str(out), "--resume"], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert stable(load(out)) == serial_cert
+    assert stable(load(out)) == quick_cert
     assert not os.path.exists(ckpt)   # a finished job removes its checkpoint
     assert main(["check", str(out)]) == 0
 
 
-def test_resume_in_process_after_keyboard_interrupt(ramp201, serial_cert, tmp_path, monkeypatch):
-    """Ctrl-C in the middle of a generation: the checkpoint holds the generation's start, nothing half-merged."""
+@pytest.mark.parametrize("exc,raised", [(KeyboardInterrupt, CertifyInterrupted), (BrokenProcessPool, BrokenProcessPool)])
+def test_resume_in_process_after_interrupt_or_dead_worker(exc, raised, ramp201, serial_cert, tmp_path, monkeypatch):
+    """Ctrl-C or a dead worker mid-generation: the checkpoint holds the generation's start, nothing half-merged."""
     import verify.executors as ex
     ckpt = tmp_path / "c.partial"
     real, calls = ex.run_units, {"n": 0}
@@ -123,11 +125,11 @@ def test_resume_in_process_after_keyboard_interrupt(ramp201, serial_cert, tmp_pa
     def flaky(job, units, executor=None):
         calls["n"] += 1
         if calls["n"] == 7:
-            raise KeyboardInterrupt
+            raise exc("worker died") if exc is BrokenProcessPool else exc()
         return real(job, units, executor)
 
     monkeypatch.setattr(ex, "run_units", flaky)
-    with pytest.raises(CertifyInterrupted):
+    with pytest.raises(raised):
         certify(ramp201, EPS, progress=False, checkpoint=ckpt, checkpoint_every=1e9)
     monkeypatch.setattr(ex, "run_units", real)
     res = certify(ramp201, EPS, progress=False, checkpoint=ckpt, resume=True)

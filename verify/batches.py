@@ -6,6 +6,7 @@ results merge in box order into the same certificate.
 """
 from __future__ import annotations
 
+import pickle
 import uuid
 
 import numpy as np
@@ -35,15 +36,22 @@ class Job:
         self.backend = backend
         self.token = uuid.uuid4().hex
         self._prepared = None
+        self._blob = None
         self._shared = False   # True in a worker: prepared data is cached per process by token
 
     def __getstate__(self):
-        return {"construction": self.construction, "backend": self.backend, "token": self.token}
+        # the construction is serialised once per job, not once per unit (executors pickle every submit)
+        if getattr(self, "_blob", None) is None:
+            self._blob = pickle.dumps(self.construction, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"blob": self._blob, "backend": self.backend, "token": self.token}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
+        self.backend, self.token, self._blob = state["backend"], state["token"], state["blob"]
         self._prepared = None
         self._shared = True
+        hit = _PREPARED.get(self.token)
+        # our own bytes from the process that created the job (never data read from a file)
+        self.construction = hit[4] if hit is not None else pickle.loads(self._blob)
 
     def prepared(self):
         """(xp, domain, bounder, float weights), built on first use in this process."""
@@ -55,12 +63,12 @@ class Job:
                 from .paving import Domain
                 xp = backend_module(self.backend)
                 c = self.construction
-                hit = (xp, Domain(c.domain, xp), AffineBounder(c, xp), float_weights(c.network, xp))
+                hit = (xp, Domain(c.domain, xp), AffineBounder(c, xp), float_weights(c.network, xp), c)
                 if self._shared:
                     if len(_PREPARED) > 4:
                         _PREPARED.clear()
                     _PREPARED[self.token] = hit
-            self._prepared = hit
+            self._prepared = hit[:4]
         return self._prepared
 
 

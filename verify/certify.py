@@ -200,6 +200,10 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             raise
         snapshot(base)   # leaves and pending boxes as of the start of this generation
         raise CertifyInterrupted(checkpoint) from None
+    except Exception:
+        if checkpoint is not None:   # e.g. a worker process was killed: keep what is finished
+            snapshot(base)
+        raise
     if progress:
         print(file=sys.stderr)
     seconds = time.perf_counter() - t0
