@@ -12,6 +12,7 @@ import constructions
 from certificates.checker import check_doc
 from certificates.cli import main
 from certificates.model import certificate_doc, load, save
+from tests.conftest import dense_sup_error
 from verify import interval as iv
 from verify.certify import certify
 from verify.forward import float_weights, forward_float
@@ -59,7 +60,10 @@ def test_certify_on_cupy_checks_with_cpu_checker(cp, ramp41, tmp_path):
     res = certify(ramp41, "0.02", xp=cp, progress=False)
     assert res.status == "CERTIFIED"
     cpu = certify(ramp41, "0.02", progress=False)
-    assert abs(res.max_bound - cpu.max_bound) <= 1e-9 * cpu.max_bound
+    # the float sample agrees; the proved bound is above every sampled error (a soundness check)
+    assert abs(res.observed - cpu.observed) <= 1e-12
+    sup, _ = dense_sup_error(ramp41)
+    assert sup <= res.max_bound < 0.02
     path = tmp_path / "gpu.json"
     save(certificate_doc(ramp41, res), path)
     rep = check_doc(load(path), str(path))
