@@ -85,6 +85,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="5,9,17")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--budget", type=float, default=600.0, help="seconds allowed per Sollya run")
+    ap.add_argument("--forms", default="gaussian,network", help="Sollya logit forms to try")
     args = ap.parse_args()
     if shutil.which("sollya") is None:
         print("bench_sollya: `sollya` is not installed (Debian: apt-get install sollya); skipped")
@@ -100,7 +101,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for p in [int(v) for v in args.sizes.split(",")]:
         best = None
-        for form in ("gaussian", "network"):
+        for form in args.forms.split(","):
             r = run_sollya(sollya_expr(p, form), "x", "-1/2", "1/2", args.budget)
             if r is None:
                 print(f"| {p} | {form} | (no answer in {args.budget:g} s) | > {args.budget:g} | | | | | | |", flush=True)
@@ -145,7 +146,8 @@ def main() -> int:
         st = f"> {args.budget:g}" if r is None else f"{r[1]:.3f}"
         print(f"| {p} | gaussian | {enc} | {st} | {float(eps):.6g} | {a_t:.3f} | {res.max_bound:.6g} ({res.status}) |",
               flush=True)
-    print(f"\nreproduce: python scripts/bench_sollya.py --sizes {args.sizes} --repeat {args.repeat} --budget {args.budget:g}")
+    print(f"\nreproduce: python scripts/bench_sollya.py --sizes {args.sizes} --repeat {args.repeat} "
+          f"--budget {args.budget:g} --forms {args.forms}")
     return 0
 
 
