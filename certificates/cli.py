@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -147,6 +148,32 @@ def cmd_eval(args) -> int:
     return EXIT_OK
 
 
+def _certify_scaled(args, c, eps, certify):
+    """certify() on the chosen device, executor and checkpoint (``--device/--workers/--scheduler/--resume``)."""
+    from verify.executors import open_executor
+    xp = _backend("cupy") if args.device == "gpu" else None
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    ckpt = args.checkpoint or ((args.output + ".partial") if args.output else None)
+    if args.resume and ckpt is None:
+        raise UserError("--resume needs --checkpoint FILE or -o FILE (checkpoint FILE.partial)")
+    if args.resume and not os.path.exists(ckpt):
+        raise UserError(f"--resume: no checkpoint {ckpt}")
+    from verify.certify import CertifyInterrupted
+    from verify.checkpoint import CheckpointError
+    from verify.batches import device_batch
+    kw = {} if xp is None else {"xp": xp, "batch": device_batch(c)}
+    try:
+        with open_executor(args.workers, args.scheduler) as ex:
+            return certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
+                           progress=None if args.format == "text" else False, executor=ex,
+                           checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every, **kw)
+    except CertifyInterrupted as e:
+        raise UserError(f"interrupted; checkpoint written to {e.checkpoint} (continue with --resume)") from None
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+
+
 def cmd_certify(args) -> int:
     from constructions.exact import ParameterError, parse_rational
     from verify.certify import certify
@@ -162,8 +189,7 @@ def cmd_certify(args) -> int:
         raise UserError("--eps must be positive")
     if getattr(args, "method", "paving") != "paving":
         return _certify_pieces(args, c, eps)
-    res = certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
-                  progress=None if args.format == "text" else False)
+    res = _certify_scaled(args, c, eps, certify)
     info = {"status": res.status, "construction": c.name, "eps": str(eps), "max_bound": res.max_bound,
             "observed_error": res.observed, "witness": [str(v) for v in res.witness],
             "boxes": res.boxes_evaluated, "seconds": round(res.seconds, 3), "reason": res.reason,
@@ -352,6 +378,12 @@ def parser() -> argparse.ArgumentParser:
                                  "auto: analytic where its closed form is below eps, paving elsewhere")
             sp.add_argument("--float64", action="store_true",
                             help="fold beta into W_Q and round every weight to float64 first (needed to export)")
+            sp.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: CuPy arrays")
+            sp.add_argument("--workers", type=int, default=1, help="local worker processes")
+            sp.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask distributed scheduler")
+            sp.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: OUTPUT.partial)")
+            sp.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS")
+            sp.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     sp = sub.add_parser("check", help="re-check certificates independently")
     sp.add_argument("certs", nargs="+")
     sp.add_argument("--format", choices=["text", "json", "github"], default="text")

@@ -8,6 +8,7 @@ the proved lower bound of the error exceeds eps, the result is REFUTED.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -90,74 +91,133 @@ def _observed(construction, weights, xl, xh, xp):
     return err, xm
 
 
+class CertifyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during certify; ``checkpoint`` names the file that lets ``--resume`` continue."""
+
+    def __init__(self, checkpoint):
+        super().__init__(checkpoint)
+        self.checkpoint = checkpoint
+
+
 def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float | None = None,
-            xp=np, batch: int = 8192, progress: bool | None = None) -> CertifyResult:
-    """Prove sup over the domain of |network - target| < eps, or refute it, or give up."""
+            xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
+            checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0) -> CertifyResult:
+    """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
+
+    Each generation's boxes are cut into batches (work units) run on ``executor`` (any
+    ``concurrent.futures.Executor``; None runs them here) and merged in box order.  With
+    ``checkpoint`` a file of the finished leaves and pending boxes is written every
+    ``checkpoint_every`` seconds and on Ctrl-C; ``resume`` continues from it.
+    """
     from constructions.exact import parse_rational
+    from . import checkpoint as ckpt
+    from .batches import Job, backend_name
+    from .executors import run_units
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
     t0 = time.perf_counter()
     eps_f = float(eps)
-    domain = Domain(construction.domain, xp)
-    bounder = make_bounder(construction, xp)
-    weights = float_weights(construction.network, xp)
+    job = Job(construction, backend_name(xp))
+    _, domain, bounder, _ = job.prepared()
     if progress is None:
         progress = sys.stderr.isatty()
     D = domain.D
-    I = np.zeros((1, D), dtype=np.int64)
-    K = np.zeros((1, D), dtype=np.int64)
-    paths = [""]
-    leaves: list = []
-    evaluated = 0
-    obs_best, obs_point = -1.0, None
-    pending_max = 0.0
+    key = ckpt.job_key(construction, eps) if checkpoint is not None else None
+    if resume:
+        if checkpoint is None:
+            raise ValueError("resume needs a checkpoint file")
+        st = ckpt.load(checkpoint, key, D)
+        I, K, paths, leaves = st["I"], st["K"], st["paths"], st["leaves"]
+        evaluated, obs_best, obs_point = st["evaluated"], st["obs_best"], st["obs_point"]
+        pending_max = st["pending_max"]
+        t0 -= st["seconds"]
+    else:
+        I = np.zeros((1, D), dtype=np.int64)
+        K = np.zeros((1, D), dtype=np.int64)
+        paths = [""]
+        leaves: list = []
+        evaluated = 0
+        obs_best, obs_point = -1.0, None
+        pending_max = 0.0
     status, reason = CERTIFIED, ""
-    while len(paths):
-        bounds_all, hints_all = [], []
-        for s in range(0, len(paths), batch):
-            xl, xh = domain.enclose(xp.asarray(I[s:s + batch]), xp.asarray(K[s:s + batch]))
-            b, h = bounder.error_bounds(xl, xh)
-            o, xm = _observed(construction, weights, xl, xh, xp)
-            j = int(xp.argmax(o))
-            if float(o[j]) > obs_best:
-                obs_best, obs_point = float(o[j]), [float(v) for v in xm[j]]
-            bounds_all.append(np.asarray(b.get() if hasattr(b, "get") else b))
-            hints_all.append(np.asarray(h.get() if hasattr(h, "get") else h))
-        evaluated += len(paths)
-        bounds = np.concatenate(bounds_all)
-        hints = np.concatenate(hints_all)
-        if obs_best > eps_f:
-            lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point, xp)
-            if lower > eps_f and _inside(obs_point, domain):
-                return CertifyResult(REFUTED, eps, float(np.max(bounds)), obs_best,
-                                     tuple(Fraction(v) for v in obs_point), lower,
-                                     boxes_evaluated=evaluated, seconds=time.perf_counter() - t0,
-                                     reason=f"error at the witness is proved >= {lower!r} > eps")
-        good = bounds < eps_f
-        for n in np.flatnonzero(good):
-            leaves.append(Leaf(paths[n], tuple(int(v) for v in I[n]), tuple(int(v) for v in K[n]),
-                               float(bounds[n]), tuple(int(v) for v in hints[n])))
-        rest = np.flatnonzero(~good)
-        if progress:
-            print(f"\r  boxes {evaluated}, leaves {len(leaves)}, open {len(rest)}, "
-                  f"worst open {np.max(bounds[rest]) if len(rest) else 0:.3g}   ",
-                  end="", file=sys.stderr, flush=True)
-        if not len(rest):
-            break
-        pending_max = float(np.max(bounds[rest]))
-        if evaluated + 2 * len(rest) > max_boxes:
-            status, reason = UNKNOWN, f"box budget {max_boxes} spent"
-            break
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
-            status, reason = UNKNOWN, f"time limit {time_limit}s reached"
-            break
-        Ir, Kr = I[rest], K[rest]
-        dims = choose_dim(Kr, domain)
-        if np.any(Kr[np.arange(len(rest)), dims] >= MAX_LEVEL):
-            status, reason = UNKNOWN, "boxes reached the finest dyadic level"
-            break
-        I, K, paths = _split(Ir, Kr, dims, [paths[n] for n in rest])
+    last_save = time.perf_counter()
+
+    def snapshot(base):
+        """Save the state as of the start of a generation (leaves only grow, so a prefix is it)."""
+        b_paths, n_leaves, b_evaluated, b_pending_max = base
+        ckpt.save(checkpoint, key, {"evaluated": b_evaluated, "seconds": time.perf_counter() - t0,
+                                    "obs_best": obs_best, "obs_point": obs_point,
+                                    "pending_max": b_pending_max, "paths": b_paths,
+                                    "leaves": leaves[:n_leaves]})
+
+    base = (paths, len(leaves), evaluated, pending_max)
+    try:
+        while len(paths):
+            base = (paths, len(leaves), evaluated, pending_max)
+            if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every:
+                snapshot(base)
+                last_save = time.perf_counter()
+            units = [(I[s:s + batch], K[s:s + batch]) for s in range(0, len(paths), batch)]
+            bounds_all, hints_all = [], []
+            for b, h, ov, op in run_units(job, units, executor):
+                if ov > obs_best:
+                    obs_best, obs_point = ov, op
+                bounds_all.append(b)
+                hints_all.append(h)
+            bounds = np.concatenate(bounds_all)
+            hints = np.concatenate(hints_all)
+            if obs_best > eps_f:
+                lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point,
+                                          job.prepared()[0])
+                if lower > eps_f and _inside(obs_point, domain):
+                    _drop(checkpoint)
+                    return CertifyResult(REFUTED, eps, float(np.max(bounds)), obs_best,
+                                         tuple(Fraction(v) for v in obs_point), lower,
+                                         boxes_evaluated=evaluated + len(paths),
+                                         seconds=time.perf_counter() - t0,
+                                         reason=f"error at the witness is proved >= {lower!r} > eps")
+            good = bounds < eps_f
+            rest = np.flatnonzero(~good)
+            new_pending_max = float(np.max(bounds[rest])) if len(rest) else pending_max
+            over = None
+            if len(rest):
+                if evaluated + len(paths) + 2 * len(rest) > max_boxes:
+                    over = f"box budget {max_boxes} spent"
+                elif time_limit is not None and time.perf_counter() - t0 > time_limit:
+                    over = f"time limit {time_limit}s reached"
+            if over is not None and checkpoint is not None:
+                snapshot(base)   # the state before this generation: a resume with a larger budget replays it
+            evaluated += len(paths)
+            gi = np.flatnonzero(good)
+            for n, i, k, bd, h in zip(gi.tolist(), I[gi].tolist(), K[gi].tolist(), bounds[gi].tolist(),
+                                      hints[gi].tolist()):
+                leaves.append(Leaf(paths[n], tuple(i), tuple(k), bd, tuple(h)))
+            if progress:
+                print(f"\r  boxes {evaluated}, leaves {len(leaves)}, open {len(rest)}, "
+                      f"worst open {np.max(bounds[rest]) if len(rest) else 0:.3g}   ",
+                      end="", file=sys.stderr, flush=True)
+            if not len(rest):
+                break
+            pending_max = new_pending_max
+            if over is not None:
+                status, reason = UNKNOWN, over
+                break
+            Ir, Kr = I[rest], K[rest]
+            dims = choose_dim(Kr, domain)
+            if np.any(Kr[np.arange(len(rest)), dims] >= MAX_LEVEL):
+                status, reason = UNKNOWN, "boxes reached the finest dyadic level"
+                break
+            I, K, paths = _split(Ir, Kr, dims, [paths[n] for n in rest])
+    except KeyboardInterrupt:
+        if checkpoint is None:
+            raise
+        snapshot(base)   # leaves and pending boxes as of the start of this generation
+        raise CertifyInterrupted(checkpoint) from None
+    except Exception:
+        if checkpoint is not None:   # e.g. a worker process was killed: keep what is finished
+            snapshot(base)
+        raise
     if progress:
         print(file=sys.stderr)
     seconds = time.perf_counter() - t0
@@ -166,6 +226,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         worst = max(pending_max, max((l.bound for l in leaves), default=0.0))
         return CertifyResult(status, eps, worst, obs_best, witness, None,
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason)
+    _drop(checkpoint)
     leaves.sort(key=lambda l: l.path)
     terms = []
     if getattr(construction, "chain", ()):
@@ -175,6 +236,15 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
                          boxes_evaluated=evaluated, seconds=seconds, terms=terms,
                          evidence=dict(getattr(bounder, "evidence", {})))
+
+
+def _drop(checkpoint) -> None:
+    """Remove a checkpoint once the job has a final answer."""
+    if checkpoint is not None:
+        try:
+            os.unlink(checkpoint)
+        except FileNotFoundError:
+            pass
 
 
 def _inside(point, domain) -> bool:

@@ -7,22 +7,40 @@ from .forward import float_weights, forward_float
 from .target import float_eval
 
 
-def max_error_sampled(construction, points: int, xp=np, chunk: int = 1 << 16):
-    """Largest |N - f| over a regular grid of about ``points`` points; returns (err, x, n)."""
+def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None):
+    """Largest |N - f| over a regular grid of about ``points`` points; returns (err, x, n).
+
+    Grid points are generated chunk by chunk on the backend itself (as np.linspace
+    does: start + i*step, the last point exactly the end), so 10^8 points on CuPy
+    never materialise on the host.
+    """
     D = len(construction.domain)
     per = max(2, int(round(points ** (1.0 / D))))
-    axes = [np.linspace(float(a), float(b), per) for a, b in construction.domain]
-    grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, D) if D > 1 else axes[0][:, None]
+    if chunk is None:   # points per chunk: a bounded number of (point, key) pairs in memory
+        keys = max(len(layer.key_rows) for layer in construction.network.layers)
+        gpu = getattr(xp, "__name__", "") == "cupy"
+        chunk = max(256, min(1 << (20 if gpu else 16), (1 << (27 if gpu else 24)) // max(keys, 1)))
+    ends = [(float(a), float(b)) for a, b in construction.domain]
+    steps = [(b - a) / (per - 1) for a, b in ends]
+    total = per ** D
     w = float_weights(construction.network, xp)
     best, arg = -1.0, None
-    for s in range(0, len(grid), chunk):
-        X = xp.asarray(grid[s:s + chunk])
+    for s in range(0, total, chunk):
+        flat = xp.arange(s, min(s + chunk, total), dtype=xp.int64)
+        cols = []
+        for d in reversed(range(D)):   # row-major (meshgrid "ij") order: the last axis varies fastest
+            idx = flat % per
+            flat = flat // per
+            x = idx.astype(xp.float64) * steps[d] + ends[d][0]
+            cols.append(xp.where(idx == per - 1, ends[d][1], x))
+        X = xp.stack(cols[::-1], axis=1)
         y = forward_float(construction.network, X, xp, w)
         vals = {n: X[:, i] for i, n in enumerate(construction.inputs)}
         err = xp.zeros(X.shape[0])
         for o, t in enumerate(construction.target):
             err = xp.maximum(err, xp.abs(y[:, o] - float_eval(t, vals, xp)))
         j = int(xp.argmax(err))
-        if float(err[j]) > best:
-            best, arg = float(err[j]), [float(v) for v in X[j]]
-    return best, arg, len(grid)
+        e = float(err[j])
+        if e > best:
+            best, arg = e, [float(v) for v in X[j]]
+    return best, arg, total

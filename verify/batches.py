@@ -1,0 +1,98 @@
+"""Work units of the branch and bound: bound one batch of boxes given by their dyadic indices.
+
+A unit is a pure function of the job (construction, backend) and the box indices, so
+units may run anywhere (this process, a process pool, a Dask cluster) and their
+results merge in box order into the same certificate.
+"""
+from __future__ import annotations
+
+import pickle
+import uuid
+
+import numpy as np
+
+_PREPARED: dict = {}   # per process: job token -> (xp, domain, bounder, weights)
+
+
+def backend_module(name: str):
+    """The array module for a backend name ("numpy" or "cupy")."""
+    if name == "numpy":
+        return np
+    if name == "cupy":
+        import cupy
+        return cupy
+    raise ValueError(f"unknown array backend {name!r}")
+
+
+def backend_name(xp) -> str:
+    return "cupy" if getattr(xp, "__name__", "") == "cupy" else "numpy"
+
+
+class Job:
+    """What every unit needs; pickles as (construction, backend) and is prepared once per process."""
+
+    def __init__(self, construction, backend: str = "numpy"):
+        self.construction = construction
+        self.backend = backend
+        self.token = uuid.uuid4().hex
+        self._prepared = None
+        self._blob = None
+        self._shared = False   # True in a worker: prepared data is cached per process by token
+
+    def __getstate__(self):
+        # the construction is serialised once per job, not once per unit (executors pickle every submit)
+        if getattr(self, "_blob", None) is None:
+            self._blob = pickle.dumps(self.construction, protocol=pickle.HIGHEST_PROTOCOL)
+        return {"blob": self._blob, "backend": self.backend, "token": self.token}
+
+    def __setstate__(self, state):
+        self.backend, self.token, self._blob = state["backend"], state["token"], state["blob"]
+        self._prepared = None
+        self._shared = True
+        hit = _PREPARED.get(self.token)
+        # our own bytes from the process that created the job (never data read from a file)
+        self.construction = hit[4] if hit is not None else pickle.loads(self._blob)
+
+    def prepared(self):
+        """(xp, domain, bounder, float weights), built on first use in this process."""
+        if self._prepared is None:
+            hit = _PREPARED.get(self.token) if self._shared else None
+            if hit is None:
+                from .certify import make_bounder
+                from .forward import float_weights
+                from .paving import Domain
+                xp = backend_module(self.backend)
+                c = self.construction
+                hit = (xp, Domain(c.domain, xp), make_bounder(c, xp), float_weights(c.network, xp), c)
+                if self._shared:
+                    if len(_PREPARED) > 4:
+                        _PREPARED.clear()
+                    _PREPARED[self.token] = hit
+            self._prepared = hit[:4]
+        return self._prepared
+
+
+def _host(a):
+    return np.asarray(a.get() if hasattr(a, "get") else a)
+
+
+def evaluate_batch(job: Job, I, K):
+    """Proved bounds (N,), k* hints (N, H), and the largest float error at a box centre with its point.
+
+    I and K are host int64 arrays (N, D); results are host arrays, so they pickle.
+    """
+    from .certify import _observed
+    xp, domain, bounder, weights = job.prepared()
+    Id, Kd = xp.asarray(I), xp.asarray(K)
+    xl, xh = domain.enclose(Id, Kd)
+    b, h = bounder.error_bounds(xl, xh)
+    o, xm = _observed(job.construction, weights, xl, xh, xp)
+    j = int(xp.argmax(o))
+    top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
+    return _host(b).astype(np.float64), _host(h).astype(np.int64), float(top[0]), [float(v) for v in top[1:]]
+
+
+def device_batch(construction, elements: int = 1 << 27) -> int:
+    """Boxes per work unit on a GPU: about ``elements`` (box, key) pairs, so temporaries fit in memory."""
+    keys = max(len(layer.key_rows) for layer in construction.network.layers)
+    return int(max(1024, min(1 << 17, elements // max(keys, 1))))
