@@ -64,21 +64,28 @@ def construction_doc(construction) -> dict:
     }, [to_json(t) for t in construction.target]
 
 
-def certificate_doc(construction, result) -> dict:
-    """The certificate of a CERTIFIED result (the evidence is its paving)."""
-    if result.status != "CERTIFIED":
-        raise ValueError("only a CERTIFIED result makes a certificate")
+def _header(construction, eps) -> dict:
+    """The fields every certificate shares: schema, construction, target, domain, eps, norm."""
     cons, target = construction_doc(construction)
-    doc = {
+    return {
         "schema": "attncert/certificate",
         "schema_version": SCHEMA_VERSION,
         "construction": cons,
         "inputs": list(construction.inputs),
         "target": target,
         "domain": [[q(a), q(b)] for a, b in construction.domain],
-        "eps": q(result.eps),
+        "eps": q(eps),
         "norm": {"kind": "Linf"},
         "status": "CERTIFIED",
+    }
+
+
+def certificate_doc(construction, result) -> dict:
+    """The certificate of a CERTIFIED result (the evidence is its paving)."""
+    if result.status != "CERTIFIED":
+        raise ValueError("only a CERTIFIED result makes a certificate")
+    doc = {
+        **_header(construction, result.eps),
         "result": {
             "max_bound": q(result.max_bound),
             "observed_error": q(result.observed),
@@ -106,8 +113,9 @@ def certificate_doc(construction, result) -> dict:
     return doc
 
 
-def save(doc, path) -> None:
-    """Write canonical bytes atomically: a temporary file in the same folder, then rename."""
+def write_atomic(path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder and a rename,
+    so that an interrupted write never leaves a half-written file."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".attncert-", suffix=".tmp", dir=folder)
@@ -116,8 +124,7 @@ def save(doc, path) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(canonical(doc))
-            fh.write(b"\n")
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -127,6 +134,11 @@ def save(doc, path) -> None:
         except OSError:
             pass
         raise
+
+
+def save(doc, path) -> None:
+    """Write the document's canonical bytes atomically."""
+    write_atomic(path, canonical(doc) + b"\n")
 
 
 def _no_float(text):
@@ -183,17 +195,8 @@ def analytic_certificate_doc(construction, result) -> dict:
             piece.update({"tree": sub.tree, "bounds": [q(l.bound) for l in sub.leaves],
                           "hints": [list(l.hints) for l in sub.leaves]})
         pieces.append(piece)
-    cons, target = construction_doc(construction)
     doc = {
-        "schema": "attncert/certificate",
-        "schema_version": SCHEMA_VERSION,
-        "construction": cons,
-        "inputs": list(construction.inputs),
-        "target": target,
-        "domain": [[q(a), q(b)] for a, b in construction.domain],
-        "eps": q(result.eps),
-        "norm": {"kind": "Linf"},
-        "status": "CERTIFIED",
+        **_header(construction, result.eps),
         "result": {
             "max_bound": q(max(p.bound for p in result.pieces)),
             "observed_error": q(result.observed),

@@ -10,11 +10,12 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+
+from certificates.model import write_atomic  # noqa: F401  (shared by the exporters)
 
 _RAT = re.compile(r"-?[0-9]+(/[0-9]+)?\Z")
 
@@ -190,25 +191,3 @@ def metadata(net: Net) -> dict:
             "layers": [{"query_rows": list(l.query_rows), "key_rows": list(l.key_rows), "heads": len(l.heads)}
                        for l in net.layers],
             "readout": [list(rc) for rc in net.readout]}
-
-
-def write_atomic(path, data: bytes) -> None:
-    """Write bytes to ``path`` through a temporary file in the same folder and a rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".attncert-", suffix=".tmp", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
