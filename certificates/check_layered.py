@@ -64,21 +64,8 @@ def _knapsack(l, u, v):
 
 def _weights(gaps):
     """Balls [l_j, u_j] (as pairs of arb) of softmax weights from gap balls s_j - s_k*."""
-    sl = [arb(g.lower()) for g in gaps]
-    sh = [arb(g.upper()) for g in gaps]
-    el = [x.exp() for x in sl]
-    eh = [x.exp() for x in sh]
-    S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
-    l, u = [], []
-    for j in range(len(gaps)):
-        t_hi = (S_hi - eh[j]).upper()
-        t_lo = (S_lo - el[j]).lower()
-        t_lo = t_lo if t_lo > 0 else arb(0)
-        lj = (1 / (1 + t_hi / el[j])).lower()
-        uj = (1 / (1 + t_lo / eh[j])).upper()
-        l.append(lj if lj > 0 else arb(0))
-        u.append(uj if uj < 1 else arb(1))
-    return l, u
+    from .checker import softmax_weight_bounds
+    return softmax_weight_bounds([arb(g.lower()) for g in gaps], [arb(g.upper()) for g in gaps])
 
 
 def _combine(l, u, vals):

@@ -177,6 +177,24 @@ def _affine_heads(net, D):
     return out
 
 
+def softmax_weight_bounds(sl, sh):
+    """Lower and upper ends [l_j, u_j] of the softmax weights from logit enclosures [sl_j, sh_j],
+    in the gap form a_j = 1/(1 + sum_{k != j} e^{s_k - s_j}); shared by every checker path."""
+    el = [x.exp() for x in sl]
+    eh = [x.exp() for x in sh]
+    S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
+    l, u = [], []
+    for j in range(len(sl)):
+        t_hi = (S_hi - eh[j]).upper()
+        t_lo = (S_lo - el[j]).lower()
+        t_lo = t_lo if t_lo > 0 else arb(0)
+        lj = (1 / (1 + t_hi / el[j])).lower()
+        uj = (1 / (1 + t_lo / eh[j])).upper()
+        l.append(lj if lj > 0 else arb(0))
+        u.append(uj if uj < 1 else arb(1))
+    return l, u
+
+
 def _knapsack_upper(l, u, v):
     """Upper end of max sum a_j v_j, l <= a <= u, sum a = 1, by weak LP duality at a greedy t."""
     order = sorted(range(len(v)), key=lambda j: -float(v[j]))
@@ -229,18 +247,7 @@ def _box_bound(box, heads_all, targets, hints):
                 sl.append(arb(lo_s)); sh.append(arb(hi_s))
                 # exact end points, so that the knapsack's comparisons with t are decided
                 vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
-            el = [x.exp() for x in sl]
-            eh = [x.exp() for x in sh]
-            S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
-            l, u = [], []
-            for j in range(len(c)):
-                t_hi = (S_hi - eh[j]).upper()
-                t_lo = (S_lo - el[j]).lower()
-                t_lo = t_lo if t_lo > 0 else arb(0)
-                lj = (1 / (1 + t_hi / el[j])).lower()
-                uj = (1 / (1 + t_lo / eh[j])).upper()
-                l.append(lj if lj > 0 else arb(0))
-                u.append(uj if uj < 1 else arb(1))
+            l, u = softmax_weight_bounds(sl, sh)
             hi = _knapsack_upper(l, u, vh)
             lo = -_knapsack_upper(l, u, [-x for x in vl])
             n_lo, n_hi = n_lo + lo, n_hi + hi
