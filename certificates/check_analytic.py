@@ -179,6 +179,9 @@ def _head_enclosure(per_head, entry, lemma, cell):
 
 
 def _analytic_bound(piece, cell, heads_all, targets, lemmas, used):
+    if "mesh" in piece:  # ratio-interval bounds on a fixed sub-mesh (certificates.check_mesh)
+        from .check_mesh import mesh_bound
+        return mesh_bound(piece, cell, heads_all, targets, lemmas, used)
     entries = piece["heads"]
     want = sorted((o, h) for o in range(len(heads_all)) for h in range(len(heads_all[o])))
     if sorted((e["output"], e["head"]) for e in entries) != want:

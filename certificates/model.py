@@ -165,6 +165,8 @@ def analytic_certificate_doc(construction, result) -> dict:
     for p in result.pieces:
         piece = {"cell": [[q(lo), q(hi)] for lo, hi in p.cell], "method": p.method, "bound": q(p.bound)}
         if p.method == "analytic":
+            if p.plan.mesh is not None:
+                piece["mesh"] = p.plan.mesh
             piece["heads"] = []
             for hp in p.plan.heads:
                 piece["heads"].append({"output": hp.output, "head": hp.head, "top": hp.top,

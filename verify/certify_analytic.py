@@ -56,7 +56,8 @@ class AnalyticResult:
 
 def certify_analytic(construction, eps, *, method: str = "analytic", cells=None, max_boxes: int = 2_000_000,
                      time_limit: float | None = None, lemma_timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                     observe_points: int = 4_097, sub: int = 1) -> AnalyticResult:
+                     observe_points: int = 4_097, sub: int = 1,
+                     mesh: int | None = None) -> AnalyticResult:
     """Prove sup |N - f| < eps piece by piece; ``method`` is "analytic" or "auto".
 
     For a max-affine grid the pieces are its partition cells (each split ``sub`` times per
@@ -76,7 +77,7 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
     cells = list(cells) if cells is not None else default_cells(construction, forms)
     res = AnalyticResult(UNKNOWN, eps, method)
     for n, cell in enumerate(cells):
-        plan = plan_cell(forms, cell, f"c{n}")
+        plan = plan_cell(forms, cell, f"c{n}", mesh)
         try:
             b = cell_bound(forms, plan, construction.target)
             why = None if b < eps else f"closed-form bound {float(b):.6g} is not below eps"
