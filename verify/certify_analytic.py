@@ -22,6 +22,9 @@ from .sampling import max_error_sampled
 from .smt import DEFAULT_TIMEOUT_MS, LemmaFailed, run_z3
 
 
+DEFAULT_MESH = {1: 32, 2: 8, 3: 3}   # max-affine: sub-mesh per axis of each analytic piece
+
+
 @dataclass
 class Piece:
     """One cell of the tiling and its evidence: a CellPlan (analytic) or a paving result."""
@@ -74,6 +77,8 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
     grid = is_max_affine_grid(construction)
     if cells is None and grid:
         cells = map_cells(construction, sub)
+        if mesh is None:  # a soft max-affine cell needs its transition resolved (fixed, beta-free)
+            mesh = DEFAULT_MESH.get(len(construction.domain), 2)
     cells = list(cells) if cells is not None else default_cells(construction, forms)
     res = AnalyticResult(UNKNOWN, eps, method)
     for n, cell in enumerate(cells):
