@@ -68,6 +68,10 @@ def check_partition(doc, domain, heads_all, piece_cells, *, timeout_ms, cross_ch
     if len(anchors) != len(cells) or len(set(anchors)) != len(anchors) or \
             any(type(k) is not int or not 0 <= k < len(c) for k in anchors):
         raise Invalid("partition: one distinct anchor key per cell is required")
+    listed = set(anchors)
+    for j in range(len(c)):  # every key left out of the partition must be a constant-logit (self) key
+        if j not in listed and any(v != 0 for v in G[j]):
+            raise Invalid(f"partition: key {j} has an x-dependent logit but is not an anchor of any cell")
     _check_tiling(cells, domain)
     for n, pc in enumerate(piece_cells):  # each piece is bounded inside one cell of the partition
         if not any(_inside(pc, cl) for cl in cells):

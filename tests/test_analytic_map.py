@@ -14,6 +14,7 @@ from certificates.model import analytic_certificate_doc, digest, load, save
 from constructions.expr import mp_eval
 from verify.certify import certify
 from verify.certify_analytic import certify_analytic
+from verify.analytic_mesh import MESH_CUT
 from verify.forward import forward_float, forward_mp
 from verify.target import float_eval
 
@@ -83,6 +84,24 @@ def test_2d_grid_cubes_certify_and_check(cert2):
     assert rep.boxes == 36 and rep.details["partition_lemmas"] == 37
 
 
+def test_self_key_is_a_key_with_its_exact_margin(cert1):
+    """The query token (key 0, logit 0, value 0) is in every gap lemma, with margin lam + beta*min(2c.x - c^2)."""
+    c, res, _ = cert1
+    prm = c.param_dict()
+    lam, beta = Fraction(prm["lam"]), Fraction(prm["beta"])
+    nodes = [Fraction(-1) + Fraction(2 * k, 31) for k in range(32)]
+    for p in res.pieces:
+        hp = p.plan.heads[0]
+        (lo, hi), = p.cell
+        node = nodes[hp.top - 1]
+        assert lo <= node <= hi
+        want = lam + beta * min(2 * node * x - node * node for x in (lo, hi))
+        assert dict(hp.lemma.claims)[0] == want
+        assert (0 in hp.active) == (want < MESH_CUT)   # near x = 0 it joins the ratio bound, else it trails
+        assert want > 0                                 # lam keeps the anchor ahead of the query token
+    assert any(0 in p.plan.heads[0].active for p in res.pieces)
+
+
 def test_auto_paves_only_where_the_closed_form_is_short():
     c = _map1()
     res = certify_analytic(c, "0.02", method="auto")
@@ -124,6 +143,8 @@ TAMPERS = {
                                         "does not state the partition fact"),
     "partition lemma removed": (lambda d: d["evidence"]["partition"]["lemmas"].pop(3), "part.lead.3 is missing"),
     "cover lemma removed": (lambda d: d["evidence"]["partition"]["lemmas"].pop(), "part.cover is missing"),
+    "anchor left out of the partition": (lambda d: (d["evidence"]["partition"]["anchors"].pop(),
+                                                   d["evidence"]["partition"]["cells"].pop()), "not an anchor"),
     "partition removed": (lambda d: d["evidence"].pop("partition"), "must carry its partition"),
     "anchors swapped (re-rendered)": (_swap_anchors, "part.lead.3: z3 answers sat at x0 = "),
     "partition cell shrunk": (lambda d: d["evidence"]["partition"]["cells"][0][0].__setitem__(1, "-99/100"), "cover|overlap|inside"),
