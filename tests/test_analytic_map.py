@@ -217,3 +217,14 @@ def test_cli_certify_max_affine_analytic(tmp_path, capsys):
                  "--eps", "0.02", "--method", "analytic"]) == 1
     assert main(["certify", "max-affine", "--set", "f=sin(3*x0)", "--eps", "0.1", "--method", "analytic",
                  "--mesh", "0"]) == 2
+
+
+def test_partition_and_mesh_checkers_share_no_code_with_search():
+    import ast
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[1] / "certificates"
+    for name in ("check_partition.py", "check_mesh.py"):
+        for node in ast.walk(ast.parse((root / name).read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(m.split(".")[0] in {"verify", "constructions"} for m in mods), (name, mods)
