@@ -228,3 +228,15 @@ def test_partition_and_mesh_checkers_share_no_code_with_search():
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(m.split(".")[0] in {"verify", "constructions"} for m in mods), (name, mods)
+
+
+@pytest.mark.slow
+def test_2d_acceptance_case_at_eps_0_1(tmp_path):
+    """The README's 2-D row: G=12, kappa=2, a 12x12 sub-mesh per cube, eps 0.1 (about 30-50 s each way)."""
+    c = constructions.build("max-affine", f="sin(2*x0)*cos(3*x1)", G=12, kappa=2)
+    res = certify_analytic(c, "0.1", method="analytic", mesh=12)
+    assert res.status == "CERTIFIED" and len(res.pieces) == 144 and res.lemma_count == 144 + 145, res.reason
+    path = tmp_path / "m.json"
+    save(analytic_certificate_doc(c, res), path)
+    rep = check_doc(load(path))
+    assert rep.checked_max_bound < 0.1 and rep.details["partition_lemmas"] == 145
