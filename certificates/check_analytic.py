@@ -179,6 +179,9 @@ def _head_enclosure(per_head, entry, lemma, cell):
 
 
 def _analytic_bound(piece, cell, heads_all, targets, lemmas, used):
+    if "mesh" in piece:  # ratio-interval bounds on a fixed sub-mesh (certificates.check_mesh)
+        from .check_mesh import mesh_bound
+        return mesh_bound(piece, cell, heads_all, targets, lemmas, used)
     entries = piece["heads"]
     want = sorted((o, h) for o in range(len(heads_all)) for h in range(len(heads_all[o])))
     if sorted((e["output"], e["head"]) for e in entries) != want:
@@ -274,7 +277,9 @@ def check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIMEO
     if unused:
         raise Invalid(f"lemma {unused[0]} is not cited by any piece")
     _check_tiling(cells, domain)
-    return len(cells), checked_max, stored_max, len(lemmas)
+    from .check_partition import check_partition  # max-affine partition facts (cover, lead per cell)
+    n_part = check_partition(doc, domain, heads_all, cells, timeout_ms=timeout_ms, cross_check=cross_check)
+    return len(cells), checked_max, stored_max, len(lemmas) + n_part
 
 
 def check_piecewise_doc(doc, path, domain, heads_all, targets, eps, *, cross_check=False,
@@ -306,4 +311,5 @@ def check_piecewise_doc(doc, path, domain, heads_all, targets, eps, *, cross_che
                        checked_max_bound=float(checked_max.mid()), boxes=n,
                        observed_error=doc["result"]["observed_error"],
                        details={"method": doc["evidence"]["method"], "pieces": n, "lemmas": n_lemmas,
+                                "partition_lemmas": len(doc["evidence"].get("partition", {}).get("lemmas", [])),
                                 "cross_check": "cvc5" if cross_check else None})

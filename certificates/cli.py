@@ -219,8 +219,11 @@ def _certify_pieces(args, c, eps) -> int:
     """certify --method analytic|auto: pieces with z3 gap lemmas (verify.certify_analytic)."""
     from verify.certify_analytic import certify_analytic
     from verify.linearize import UnsupportedNetwork
+    if getattr(args, "mesh", None) is not None and not 1 <= args.mesh <= 256:
+        raise UserError("--mesh must be between 1 and 256")
     try:
-        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=args.time_limit)
+        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=args.time_limit,
+                               mesh=getattr(args, "mesh", None))
     except UnsupportedNetwork as e:
         raise UserError(str(e)) from None
     n_an = sum(p.method == "analytic" for p in res.pieces)
@@ -376,6 +379,9 @@ def parser() -> argparse.ArgumentParser:
             sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
                             help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
                                  "auto: analytic where its closed form is below eps, paving elsewhere")
+            sp.add_argument("--mesh", type=int, default=None, metavar="K",
+                            help="analytic pieces: bound each cell on a fixed K^D sub-mesh (ratio-interval "
+                                 "softmax bounds; default: 32/8/3 per axis for max-affine in 1/2/3-D, none otherwise)")
             sp.add_argument("--float64", action="store_true",
                             help="fold beta into W_Q and round every weight to float64 first (needed to export)")
             sp.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: CuPy arrays")

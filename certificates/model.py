@@ -177,6 +177,8 @@ def analytic_certificate_doc(construction, result) -> dict:
     for p in result.pieces:
         piece = {"cell": [[q(lo), q(hi)] for lo, hi in p.cell], "method": p.method, "bound": q(p.bound)}
         if p.method == "analytic":
+            if p.plan.mesh is not None:
+                piece["mesh"] = p.plan.mesh
             piece["heads"] = []
             for hp in p.plan.heads:
                 piece["heads"].append({"output": hp.output, "head": hp.head, "top": hp.top,
@@ -211,5 +213,12 @@ def analytic_certificate_doc(construction, result) -> dict:
                   "z3_seconds": f"{result.z3_seconds:.3f}", "seconds": f"{result.seconds:.3f}"},
         "versions": versions(),
     }
+    part = getattr(result, "partition", None)
+    if part:  # max-affine: the partition's cells, their leading anchors and the z3 partition lemmas
+        doc["evidence"]["partition"] = {
+            "output": part["output"], "head": part["head"],
+            "cells": [[[q(lo), q(hi)] for lo, hi in cell] for cell in part["cells"]],
+            "anchors": list(part["anchors"]),
+            "lemmas": [dict(lm) for lm in part["lemmas"]]}
     doc["sha256"] = digest(doc)
     return doc

@@ -112,13 +112,16 @@ class CellPlan:
     cell: tuple
     heads: list = field(default_factory=list)
     bound: Fraction | None = None
+    mesh: int | None = None   # set: bounded on a fixed mesh^D sub-mesh (verify.analytic_mesh)
 
 
-def plan_cell(forms, cell, lemma_prefix: str) -> CellPlan:
+def plan_cell(forms, cell, lemma_prefix: str, mesh: int | None = None) -> CellPlan:
     """Top keys, exact margins (as gap lemmas) and active sets for every head on one cell."""
+    from .analytic_mesh import MESH_CUT
+    cut = ACTIVE_CUT if mesh is None else MESH_CUT
     qcell = [(_q(lo), _q(hi)) for lo, hi in cell]
     centre = [(lo + hi) / 2 for lo, hi in qcell]
-    plan = CellPlan(cell=tuple(cell))
+    plan = CellPlan(cell=tuple(cell), mesh=mesh)
     for o, per in enumerate(forms):
         for hn, h in enumerate(per):
             n = len(h.c)
@@ -131,7 +134,7 @@ def plan_cell(forms, cell, lemma_prefix: str) -> CellPlan:
                     continue
                 m = _f(box_min_affine(c[t] - c[j], [a - b for a, b in zip(G[t], G[j])], qcell))
                 claims.append((j, m))
-                if m < ACTIVE_CUT:
+                if m < cut:
                     active.append(j)
             lemma = GapLemma(f"{lemma_prefix}.o{o}.h{hn}", tuple(cell), o, hn, t, tuple(claims)) if claims else None
             plan.heads.append(HeadPlan(o, hn, t, lemma, tuple(active)))
@@ -198,6 +201,9 @@ def cell_bound(forms, plan: CellPlan, targets) -> Fraction:
     old = ctx.prec
     ctx.prec = PREC
     try:
+        if plan.mesh is not None:
+            from .analytic_mesh import mesh_cell_bound
+            return arb_up_rational(mesh_cell_bound(forms, plan, targets, plan.mesh))
         cell = plan.cell
         box = {f"x{i}": (frac_interval([lo])[0], frac_interval([hi])[1]) for i, (lo, hi) in enumerate(cell)}
         worst = arb(0)

@@ -16,8 +16,13 @@ import numpy as np
 from .analytic import CellPlan, cell_bound, default_cells, plan_cell
 from .certify import CERTIFIED, REFUTED, UNKNOWN, certify
 from .linearize import affine_form
+from .map_cells import is_max_affine_grid, map_cells
+from .partition import partition_lemmas
 from .sampling import max_error_sampled
 from .smt import DEFAULT_TIMEOUT_MS, LemmaFailed, run_z3
+
+
+DEFAULT_MESH = {1: 32, 2: 8, 3: 3}   # max-affine: sub-mesh per axis of each analytic piece
 
 
 @dataclass
@@ -45,6 +50,7 @@ class AnalyticResult:
     seconds: float = 0.0
     boxes_evaluated: int = 0
     reason: str = ""
+    partition: dict | None = None   # max-affine: partition cells, their anchors and z3 lemmas
 
     @property
     def holds(self) -> bool:
@@ -53,8 +59,13 @@ class AnalyticResult:
 
 def certify_analytic(construction, eps, *, method: str = "analytic", cells=None, max_boxes: int = 2_000_000,
                      time_limit: float | None = None, lemma_timeout_ms: int = DEFAULT_TIMEOUT_MS,
-                     observe_points: int = 4_097) -> AnalyticResult:
-    """Prove sup |N - f| < eps piece by piece; ``method`` is "analytic" or "auto"."""
+                     observe_points: int = 4_097, sub: int = 1,
+                     mesh: int | None = None) -> AnalyticResult:
+    """Prove sup |N - f| < eps piece by piece; ``method`` is "analytic" or "auto".
+
+    For a max-affine grid the pieces are its partition cells (each split ``sub`` times per
+    axis), and the partition lemmas (cover + leader per cell) are proved with z3 and kept.
+    """
     from constructions.exact import parse_rational
     if method not in ("analytic", "auto"):
         raise ValueError(f"unknown method {method!r} (analytic or auto)")
@@ -63,10 +74,15 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
         raise ValueError("eps must be positive")
     t0 = time.perf_counter()
     forms = affine_form(construction.network)
+    grid = is_max_affine_grid(construction)
+    if cells is None and grid:
+        cells = map_cells(construction, sub)
+        if mesh is None:  # a soft max-affine cell needs its transition resolved (fixed, beta-free)
+            mesh = DEFAULT_MESH.get(len(construction.domain), 2)
     cells = list(cells) if cells is not None else default_cells(construction, forms)
     res = AnalyticResult(UNKNOWN, eps, method)
     for n, cell in enumerate(cells):
-        plan = plan_cell(forms, cell, f"c{n}")
+        plan = plan_cell(forms, cell, f"c{n}", mesh)
         try:
             b = cell_bound(forms, plan, construction.target)
             why = None if b < eps else f"closed-form bound {float(b):.6g} is not below eps"
@@ -104,6 +120,14 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
             res.reason = f"cell {n}: paving fallback gave up: {sub.reason}"
             return _finish(construction, res, t0, observe_points)
         res.pieces.append(Piece(tuple(cell), "paving", Fraction(sub.max_bound), paving=sub))
+    if grid:
+        try:
+            res.partition, z3s = partition_lemmas(construction, forms, lemma_timeout_ms)
+        except LemmaFailed as e:  # the construction is not the partition its spec says
+            res.reason = f"partition: {e}"
+            return _finish(construction, res, t0, observe_points)
+        res.z3_seconds += z3s
+        res.lemma_count += len(res.partition["lemmas"])
     res.status = CERTIFIED
     return _finish(construction, res, t0, observe_points)
 
