@@ -15,37 +15,13 @@ import re
 
 from flint import arb, fmpq
 
+from .check_common import affine_range as _affine_range, knapsack_upper as _knapsack_upper
+
 _RAT = re.compile(r"-?[0-9]{1,2600}(/[0-9]{1,2600})?\Z")
 
 
 class GridClaimError(Exception):
     """The grid claim is malformed or false (the caller turns this into Invalid)."""
-
-
-def _affine_range(c, g, qbox):
-    lo = hi = c
-    for gi, (a, b) in zip(g, qbox):
-        if gi > 0:
-            lo, hi = lo + gi * a, hi + gi * b
-        elif gi < 0:
-            lo, hi = lo + gi * b, hi + gi * a
-    return lo, hi
-
-
-def _knapsack_upper(l, u, v):
-    """Upper end of max sum a_j v_j, l <= a <= u, sum a = 1 (weak LP duality at a greedy t)."""
-    order = sorted(range(len(v)), key=lambda j: -float(v[j].mid()))
-    mass = 1.0 - sum(float(x.mid()) for x in l)
-    t = v[order[-1]]
-    for j in order:
-        mass -= float(u[j].mid()) - float(l[j].mid())
-        if mass <= 0:
-            t = v[j]
-            break
-    total = t
-    for j in range(len(v)):
-        total += u[j] * arb.max(v[j] - t, arb(0)) - l[j] * arb.max(t - v[j], arb(0))
-    return total.upper()
 
 
 def _q(s) -> fmpq:

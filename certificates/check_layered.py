@@ -11,6 +11,7 @@ from __future__ import annotations
 from flint import arb, fmpq
 
 from .arbexpr import arb_interval
+from .check_common import affine_range as _affine_range, knapsack_upper as _knapsack
 
 
 def _mm(A, B):
@@ -19,20 +20,9 @@ def _mm(A, B):
             for i in range(len(A))]
 
 
-def _aff_q(c, g, qbox):
-    """Exact (lo, hi) of c + g.x over a rational box (fmpq)."""
-    lo = hi = c
-    for gi, (a, b) in zip(g, qbox):
-        if gi > 0:
-            lo, hi = lo + gi * a, hi + gi * b
-        elif gi < 0:
-            lo, hi = lo + gi * b, hi + gi * a
-    return lo, hi
-
-
 def _aff(c, g, qbox):
     """Exact [lo, hi] of c + g.x over a rational box, as a ball."""
-    return arb_interval(*_aff_q(c, g, qbox))
+    return arb_interval(*_affine_range(c, g, qbox))
 
 
 def _qmul(a, b):
@@ -43,23 +33,6 @@ def _qmul(a, b):
 
 def _f(x) -> float:
     return float(x)
-
-
-def _knapsack(l, u, v):
-    """Upper end of max sum a_j v_j, l <= a <= u, sum a = 1 (weak duality at a greedy t)."""
-    order = sorted(range(len(v)), key=lambda j: -float(v[j].mid()))
-    mass = 1.0 - sum(float(x.mid()) for x in l)
-    t = v[order[-1]]
-    for j in order:
-        mass -= float(u[j].mid()) - float(l[j].mid())
-        if mass <= 0:
-            t = v[j]
-            break
-    t = arb(t.mid())
-    total = t
-    for j in range(len(v)):
-        total += u[j] * (v[j] - t).nonnegative_part() - l[j] * (t - v[j]).nonnegative_part()
-    return total.upper()
 
 
 def _weights(gaps):
@@ -181,7 +154,7 @@ class LayeredNet:
                 continue
             out = []
             for qi in range(len(qrows)):
-                q = [_aff_q(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
+                q = [_affine_range(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
                 qm = [_f(qc[qi][d]) + sum(_f(qG[i][qi][d]) * xm[i] for i in range(D)) for d in range(dk)]
                 km = [[_f(kc[j][d]) + sum(_f(kG[i][j][d]) * xm[i] for i in range(D)) for d in range(dk)]
                       for j in range(len(krows))]
@@ -192,7 +165,7 @@ class LayeredNet:
                 for j in range(len(krows)):
                     lo = hi = (h["bias"][qi][j] - h["bias"][qi][ks]) if h["bias"] else fmpq(0)
                     for d in range(dk):
-                        kd = _aff_q(kc[j][d] - kc[ks][d], [kG[i][j][d] - kG[i][ks][d] for i in range(D)], qbox)
+                        kd = _affine_range(kc[j][d] - kc[ks][d], [kG[i][j][d] - kG[i][ks][d] for i in range(D)], qbox)
                         plo, phi = _qmul(q[d], kd)
                         lo, hi = lo + plo, hi + phi
                     gaps.append(arb_interval(lo, hi))  # exact range of the bilinear gap

@@ -17,6 +17,7 @@ from importlib import resources
 from flint import arb, ctx, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
+from .check_common import affine_range as _affine_range, knapsack_upper as _knapsack_upper
 from .check_grid import GridCheck, GridClaimError
 
 PREC = 128
@@ -193,36 +194,6 @@ def softmax_weight_bounds(sl, sh):
         l.append(lj if lj > 0 else arb(0))
         u.append(uj if uj < 1 else arb(1))
     return l, u
-
-
-def _knapsack_upper(l, u, v):
-    """Upper end of max sum a_j v_j, l <= a <= u, sum a = 1, by weak LP duality at a greedy t."""
-    order = sorted(range(len(v)), key=lambda j: -float(v[j]))
-    mass = 1.0 - sum(float(x) for x in l)
-    t = v[order[-1]]
-    for j in order:
-        mass -= float(u[j]) - float(l[j])
-        if mass <= 0:
-            t = v[j]
-            break
-    total = t
-    for j in range(len(v)):
-        if v[j] > t:
-            total += u[j] * (v[j] - t)
-        elif v[j] < t:
-            total -= l[j] * (t - v[j])
-    return total.upper()
-
-
-def _affine_range(c, g, qbox):
-    """Exact range [lo, hi] of c + g.x over a rational box (fmpq arithmetic, no rounding)."""
-    lo = hi = c
-    for gi, (a, b) in zip(g, qbox):
-        if gi > 0:
-            lo, hi = lo + gi * a, hi + gi * b
-        elif gi < 0:
-            lo, hi = lo + gi * b, hi + gi * a
-    return lo, hi
 
 
 def _box_bound(box, heads_all, targets, hints):
