@@ -69,14 +69,19 @@ class AffineBounder:
 
     def error_bounds(self, xl, xh):
         """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, H)."""
-        xp = self.xp
         outs, hints = self.output_bounds(xl, xh)
-        box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
-        err = xp.zeros(xl.shape[0])
-        for (nlo, nhi), tree in zip(outs, self.construction.target):
-            flo, fhi = interval_eval(tree, box, xp)
-            with np.errstate(over="ignore", invalid="ignore"):
-                e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
-            ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
-            err = xp.maximum(err, xp.where(ok, e, xp.inf))
-        return err, xp.stack(hints, axis=1)
+        return error_from_outputs(outs, self.construction.target, self.inputs, xl, xh, self.xp), \
+            self.xp.stack(hints, axis=1)
+
+
+def error_from_outputs(outs, targets, inputs, xl, xh, xp=np):
+    """Proved sup |N - f| per box from output enclosures; inf where anything is non-finite."""
+    box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(inputs)}
+    err = xp.zeros(xl.shape[0])
+    for (nlo, nhi), tree in zip(outs, targets):
+        flo, fhi = interval_eval(tree, box, xp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
+        ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
+        err = xp.maximum(err, xp.where(ok, e, xp.inf))
+    return err

@@ -18,10 +18,9 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .bounds import AffineBounder
+from .bounds import AffineBounder, error_from_outputs
 from .linearize import UnsupportedNetwork, affine_form, frac_interval
 from .softmax_bounds import _exp_down, _exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
-from .target import interval_eval
 
 
 def verify_structure(head, shape, main, copies):
@@ -275,17 +274,9 @@ class GridBounder:
 
     def error_bounds(self, xl, xh):
         """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, R*D)."""
-        xp = self.xp
         outs, hints = self.output_bounds(xl, xh)
-        box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
-        err = xp.zeros(xl.shape[0])
-        for (nlo, nhi), tree in zip(outs, self.construction.target):
-            flo, fhi = interval_eval(tree, box, xp)
-            with np.errstate(over="ignore", invalid="ignore"):
-                e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
-            ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
-            err = xp.maximum(err, xp.where(ok, e, xp.inf))
-        return err, xp.concatenate(hints, axis=1)
+        return error_from_outputs(outs, self.construction.target, self.inputs, xl, xh, self.xp), \
+            self.xp.concatenate(hints, axis=1)
 
 
 def pick_bounder(construction, xp=np):
