@@ -53,7 +53,8 @@ def serial_cert(ramp201):
 
 
 def test_process_pool_gives_identical_certificate(ramp201, quick_cert):
-    with ProcessPoolExecutor(max_workers=2) as ex:
+    import multiprocessing
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as ex:
         res = certify(ramp201, QUICK_EPS, progress=False, executor=ex, batch=256)  # many units per generation
     assert stable(certificate_doc(ramp201, res)) == quick_cert
 

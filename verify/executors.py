@@ -46,8 +46,10 @@ def open_executor(workers: int = 1, scheduler: str | None = None):
     if workers is None or workers <= 1:
         yield None
         return
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
-    ex = ProcessPoolExecutor(max_workers=workers)
+    # spawn, not fork: forking a process that has threads (BLAS, JAX, Dask) can deadlock
+    ex = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
     try:
         yield ex
     finally:
