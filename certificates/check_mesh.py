@@ -12,6 +12,7 @@ import itertools
 from flint import arb, fmpq
 
 from .arbexpr import arb_interval
+from .check_common import affine_range as _range
 from .checker import Invalid, _fr
 
 MAX_MESH = 256
@@ -19,16 +20,6 @@ MAX_MESH = 256
 
 def _q(f) -> fmpq:
     return fmpq(f.numerator, f.denominator)
-
-
-def _range(c, g, box):
-    lo = hi = c
-    for gi, (a, b) in zip(g, box):
-        if gi > 0:
-            lo, hi = lo + gi * a, hi + gi * b
-        elif gi < 0:
-            lo, hi = lo + gi * b, hi + gi * a
-    return lo, hi
 
 
 def _prefix_bound(top_v, items, upper):
