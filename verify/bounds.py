@@ -27,7 +27,8 @@ class AffineBounder:
             for h in heads:
                 enc = [frac_interval(list(h.c)), frac_interval([list(r) for r in h.G]),
                        frac_interval(list(h.e)), frac_interval([list(r) for r in h.F])]
-                per.append(tuple((xp.asarray(lo), xp.asarray(hi)) for lo, hi in enc))
+                per.append(tuple((xp.asarray(lo), xp.asarray(hi)) for lo, hi in enc)
+                           + (all(x == 0 for r in h.F for x in r),))
             self.heads.append(per)
 
     def _affine(self, c, G, xl, xh):
@@ -50,7 +51,7 @@ class AffineBounder:
         for per in self.heads:
             acc_lo = xp.zeros(xl.shape[0])
             acc_hi = xp.zeros(xl.shape[0])
-            for (c, G, e, F) in per:
+            for (c, G, e, F, const_values) in per:
                 mid_logit = 0.5 * (c[0] + c[1])[None, :] + xm @ (0.5 * (G[0] + G[1])).T
                 kstar = xp.argmax(mid_logit, axis=1)
                 cs = (iv.down(c[0][None, :] - c[1][kstar][:, None], xp),
@@ -59,7 +60,8 @@ class AffineBounder:
                       iv.up(G[1][None, :, :] - G[0][kstar][:, None, :], xp))
                 sl, sh = self._affine(cs, Gs, xl, xh)
                 l, u = weight_bounds(sl, sh, xp)
-                vl, vh = self._affine(e, F, xl, xh)
+                # values that do not depend on x are shared by all boxes (sorted once)
+                vl, vh = (e[0], e[1]) if const_values else self._affine(e, F, xl, xh)
                 lo, hi = head_output_bounds(l, u, vl, vh, xp)
                 acc_lo = iv.down(acc_lo + lo, xp)
                 acc_hi = iv.up(acc_hi + hi, xp)

@@ -2,40 +2,68 @@
 
 Every function takes and returns a pair ``(lo, hi)`` of arrays from the backend
 ``xp`` (NumPy or CuPy).  Each IEEE operation is correctly rounded to nearest, so
-one ``nextafter`` step outward encloses the exact real result; library functions
-(``exp``) are widened by a measured ulp margin (see ``EXP_ULPS``), validated
-against mpmath in the tests.  A NaN end never turns into a number: callers check
-``isfinite`` on the final bound.
+one step outward (at least one ulp, see ``down``) encloses the exact real result;
+library functions (``exp``) are widened by a documented ulp margin (``EXP_ULPS``),
+validated against mpmath in the tests.  A NaN end never turns into a number:
+callers check ``isfinite`` on the final bound.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-# glibc documents < 1 ulp for exp; CUDA documents 2 ulp for double exp.  We widen
-# by 4 steps each way, which the tests check against mpmath at many points.
+# glibc documents < 1 ulp for exp and CUDA's Programming Guide 1 ulp for double exp.  We
+# widen by 4 ulps each way, which the tests check against mpmath at many points.
 EXP_ULPS = 4
+
+_ETA = 2.0 ** -1074          # the smallest subnormal
+_MAX = float(np.finfo(np.float64).max)
+
+
+def _step(x, k, sign, xp):
+    """x moved outward by at least k ulps: x + sign * (|x| * 2^(j-52) + 2^j * eta), 2^j >= k.
+
+    Why this bounds pred^k / succ^k: for normal x, |x| * 2^-52 >= ulp(x) and the scaling by a
+    power of two is exact, so the exact value is at least k ulps away, and rounding to
+    nearest is monotone, so the float result is too (crossing a binade only shortens the
+    steps on the way to zero and lengthens them by less than |x| * 2^-52 away from it).
+    Where |x| * 2^(j-52) underflows, the added 2^j * eta covers the lost half ulp and the
+    subnormal spacing.  An infinite x stepped towards zero first becomes the largest float,
+    as with ``nextafter``: an overflowed result still has that as a true bound.  Five array
+    passes, about 3 times cheaper than one ``nextafter`` pass in NumPy, and no
+    directed-rounding mode is needed on either backend.  NaN stays NaN.
+    """
+    j = max(0, math.ceil(math.log2(k)))
+    c, e = 2.0 ** (j - 52), 2.0 ** j * _ETA
+    x = xp.maximum(x, -_MAX) if sign > 0 else xp.minimum(x, _MAX)
+    t = xp.abs(x)
+    if getattr(t, "ndim", 0) == 0:          # Python or NumPy scalar: plain float arithmetic
+        t = float(t) * c + e
+        return x + t if sign > 0 else x - t
+    t *= c
+    t += e
+    return xp.add(x, t, out=t) if sign > 0 else xp.subtract(x, t, out=t)
 
 
 def down(x, xp=np):
-    """The next float below ``x`` (the rounded result of one operation)."""
-    return xp.nextafter(x, -xp.inf)
+    """A float at or below the next float under ``x`` (encloses one rounded operation)."""
+    return _step(x, 1, -1, xp)
 
 
 def up(x, xp=np):
-    """The next float above ``x``."""
-    return xp.nextafter(x, xp.inf)
+    """A float at or above the next float over ``x``."""
+    return _step(x, 1, 1, xp)
 
 
 def down_n(x, n, xp=np):
-    for _ in range(n):
-        x = xp.nextafter(x, -xp.inf)
-    return x
+    """At least ``n`` floats below ``x``."""
+    return _step(x, n, -1, xp)
 
 
 def up_n(x, n, xp=np):
-    for _ in range(n):
-        x = xp.nextafter(x, xp.inf)
-    return x
+    """At least ``n`` floats above ``x``."""
+    return _step(x, n, 1, xp)
 
 
 def point(x, xp=np):

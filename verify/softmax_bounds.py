@@ -58,15 +58,26 @@ def weight_bounds(sl, sh, xp=np):
 
 
 def knapsack_upper(l, u, v, xp=np):
-    """Rigorous upper bound of max sum_j a_j v_j over l <= a <= u, sum a = 1 (rows = boxes)."""
-    order = xp.argsort(-v, axis=1)
-    vs = xp.take_along_axis(v, order, axis=1)
-    cap = xp.take_along_axis(u - l, order, axis=1)
+    """Rigorous upper bound of max sum_j a_j v_j over l <= a <= u, sum a = 1 (rows = boxes).
+
+    ``v`` is (N, p), or (p,) when every box has the same values: then it is sorted once.
+    """
+    shared = v.ndim == 1
+    if shared:
+        order = xp.argsort(-v)
+        vs, cap = v[order], (u - l)[:, order]
+    else:
+        order = xp.argsort(-v, axis=1)
+        vs = xp.take_along_axis(v, order, axis=1)
+        cap = xp.take_along_axis(u - l, order, axis=1)
     mass = 1.0 - l.sum(axis=1)
     cum = xp.cumsum(cap, axis=1)
     idx = xp.argmax(cum >= mass[:, None], axis=1)
-    idx = xp.where(cum[:, -1] >= mass, idx, v.shape[1] - 1)
-    t = xp.take_along_axis(vs, idx[:, None], axis=1)
+    idx = xp.where(cum[:, -1] >= mass, idx, v.shape[-1] - 1)
+    # t is only a float guess for the LP dual; any t gives a valid bound
+    t = vs[idx][:, None] if shared else xp.take_along_axis(vs, idx[:, None], axis=1)
+    if shared:
+        v = v[None, :]
     with np.errstate(over="ignore", invalid="ignore"):
         pos = xp.where(v > t, iv.up(v - t, xp), 0.0)
         neg = xp.where(t > v, iv.down(t - v, xp), 0.0)
