@@ -27,9 +27,25 @@ class AffineBounder:
             for h in heads:
                 enc = [frac_interval(list(h.c)), frac_interval([list(r) for r in h.G]),
                        frac_interval(list(h.e)), frac_interval([list(r) for r in h.F])]
-                per.append(tuple((xp.asarray(lo), xp.asarray(hi)) for lo, hi in enc)
-                           + (all(x == 0 for r in h.F for x in r),))
+                c, G, e, F = (tuple(xp.asarray(v) for v in pair) for pair in enc)
+                per.append((c, G, e, F, all(x == 0 for r in h.F for x in r), self._gap_table(c, G)))
             self.heads.append(per)
+
+    def _gaps(self, c, G, rows):
+        """Enclosures of c_k - c_j and G_k - G_j for the shifting anchors j in ``rows``: (len(rows), p[, D])."""
+        xp = self.xp
+        return ((iv.down(c[0][None, :] - c[1][rows][:, None], xp), iv.up(c[1][None, :] - c[0][rows][:, None], xp)),
+                (iv.down(G[0][None, :, :] - G[1][rows][:, None, :], xp),
+                 iv.up(G[1][None, :, :] - G[0][rows][:, None, :], xp)))
+
+    def _gap_table(self, c, G, limit=1 << 22):
+        """The gaps for every shifting anchor, or None when p^2 (D+1) is large.
+
+        Each box then gathers its row k* instead of redoing the subtractions and roundings;
+        the floats are the same ones, so bounds are bit-identical.
+        """
+        p, D = c[0].shape[0], G[0].shape[-1]
+        return None if p * p * (D + 1) > limit else self._gaps(c, G, self.xp.arange(p))
 
     def _affine(self, c, G, xl, xh):
         """Interval of c + G x over boxes: (N, p) from c (p,), G (p, D), boxes (N, D)."""
@@ -51,13 +67,14 @@ class AffineBounder:
         for per in self.heads:
             acc_lo = xp.zeros(xl.shape[0])
             acc_hi = xp.zeros(xl.shape[0])
-            for (c, G, e, F, const_values) in per:
+            for (c, G, e, F, const_values, gaps) in per:
                 mid_logit = 0.5 * (c[0] + c[1])[None, :] + xm @ (0.5 * (G[0] + G[1])).T
                 kstar = xp.argmax(mid_logit, axis=1)
-                cs = (iv.down(c[0][None, :] - c[1][kstar][:, None], xp),
-                      iv.up(c[1][None, :] - c[0][kstar][:, None], xp))
-                Gs = (iv.down(G[0][None, :, :] - G[1][kstar][:, None, :], xp),
-                      iv.up(G[1][None, :, :] - G[0][kstar][:, None, :], xp))
+                if gaps is not None:
+                    cs = (gaps[0][0][kstar], gaps[0][1][kstar])
+                    Gs = (gaps[1][0][kstar], gaps[1][1][kstar])
+                else:
+                    cs, Gs = self._gaps(c, G, kstar)
                 sl, sh = self._affine(cs, Gs, xl, xh)
                 l, u = weight_bounds(sl, sh, xp)
                 # values that do not depend on x are shared by all boxes (sorted once)

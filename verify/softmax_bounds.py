@@ -43,14 +43,19 @@ def weight_bounds(sl, sh, xp=np):
     shift that makes the leading logit ~0 keeps every exp finite.  Where a step
     overflows (inf*0), the trivial bounds l = 0 and u = 1 are used, which are true.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        S_hi = sum_up(_exp_up(sh, xp), xp)
-        S_lo = sum_down(_exp_down(sl, xp), xp)
-        T_hi = xp.maximum(iv.up(S_hi[:, None] - _exp_down(sh, xp), xp), 0.0)
-        T_lo = xp.maximum(iv.down(S_lo[:, None] - _exp_up(sl, xp), xp), 0.0)
-        m = xp.where(T_hi > 0, iv.up(_exp_up(-sl, xp) * T_hi, xp), 0.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        Eh, El = xp.exp(sh), xp.exp(sl)     # two exps per entry; e^{-s} below comes from these
+        Eh_up, El_up = iv.up_n(Eh, iv.EXP_ULPS, xp), iv.up_n(El, iv.EXP_ULPS, xp)
+        Eh_dn = xp.maximum(iv.down_n(Eh, iv.EXP_ULPS, xp), 0.0)
+        El_dn = xp.maximum(iv.down_n(El, iv.EXP_ULPS, xp), 0.0)
+        S_hi = sum_up(Eh_up, xp)
+        S_lo = sum_down(El_dn, xp)
+        T_hi = xp.maximum(iv.up(S_hi[:, None] - Eh_dn, xp), 0.0)
+        T_lo = xp.maximum(iv.down(S_lo[:, None] - El_up, xp), 0.0)
+        # e^{-s} <= 1 / (lower bound of e^s) and >= 1 / (upper bound); 1/0 = inf stays true
+        m = xp.where(T_hi > 0, iv.up(iv.up(1.0 / El_dn, xp) * T_hi, xp), 0.0)
         l = iv.down(1.0 / iv.up(1.0 + m, xp), xp)
-        m2 = xp.where(T_lo > 0, iv.down(_exp_down(-sh, xp) * T_lo, xp), 0.0)
+        m2 = xp.where(T_lo > 0, iv.down(iv.down(1.0 / Eh_up, xp) * T_lo, xp), 0.0)
         u = iv.up(1.0 / iv.down(1.0 + m2, xp), xp)
     l = xp.where(xp.isfinite(l), xp.clip(l, 0.0, 1.0), 0.0)
     u = xp.where(xp.isfinite(u), xp.clip(u, 0.0, 1.0), 1.0)
