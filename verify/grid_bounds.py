@@ -250,8 +250,9 @@ class GridBounder:
             a = iv.up(rho / iv.down(1.0 + rho, xp), xp)
         a = xp.where(xp.isfinite(rho) & xp.isfinite(a), xp.minimum(a, 1.0), 1.0)
         with np.errstate(invalid="ignore", over="ignore"):
-            up_gap = xp.where(ohi > Mh, iv.up(a * iv.up(ohi - Mh, xp), xp), 0.0)
-            dn_gap = xp.where(olo < Ml, iv.up(a * iv.up(Ml - olo, xp), xp), 0.0)
+            # "<=" / ">=" so that a NaN end propagates instead of being taken as no gap
+            up_gap = xp.where(ohi <= Mh, 0.0, iv.up(a * iv.up(ohi - Mh, xp), xp))
+            dn_gap = xp.where(olo >= Ml, 0.0, iv.up(a * iv.up(Ml - olo, xp), xp))
             nhi = xp.where(a > 0, iv.up(Mh + up_gap, xp), Mh)
             nlo = xp.where(a > 0, iv.down(Ml - dn_gap, xp), Ml)
         return (nlo, nhi), xp.stack(ks, axis=1)

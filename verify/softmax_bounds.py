@@ -41,7 +41,8 @@ def weight_bounds(sl, sh, xp=np):
 
     The logits may be shifted by any common function of x (softmax ignores it); a
     shift that makes the leading logit ~0 keeps every exp finite.  Where a step
-    overflows (inf*0), the trivial bounds l = 0 and u = 1 are used, which are true.
+    overflows (inf*0), or a logit enclosure is NaN, the trivial bounds l = 0 and u = 1 are
+    used, which are true.
     """
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         Eh, El = xp.exp(sh), xp.exp(sl)     # two exps per entry; e^{-s} below comes from these
@@ -52,10 +53,11 @@ def weight_bounds(sl, sh, xp=np):
         S_lo = sum_down(El_dn, xp)
         T_hi = xp.maximum(iv.up(S_hi[:, None] - Eh_dn, xp), 0.0)
         T_lo = xp.maximum(iv.down(S_lo[:, None] - El_up, xp), 0.0)
-        # e^{-s} <= 1 / (lower bound of e^s) and >= 1 / (upper bound); 1/0 = inf stays true
-        m = xp.where(T_hi > 0, iv.up(iv.up(1.0 / El_dn, xp) * T_hi, xp), 0.0)
+        # e^{-s} <= 1 / (lower bound of e^s) and >= 1 / (upper bound); 1/0 = inf stays true.
+        # The tests are written as "== 0" so that a NaN T keeps its NaN (and becomes l = 0, u = 1).
+        m = xp.where(T_hi == 0, 0.0, iv.up(iv.up(1.0 / El_dn, xp) * T_hi, xp))
         l = iv.down(1.0 / iv.up(1.0 + m, xp), xp)
-        m2 = xp.where(T_lo > 0, iv.down(iv.down(1.0 / Eh_up, xp) * T_lo, xp), 0.0)
+        m2 = xp.where(T_lo == 0, 0.0, iv.down(iv.down(1.0 / Eh_up, xp) * T_lo, xp))
         u = iv.up(1.0 / iv.down(1.0 + m2, xp), xp)
     l = xp.where(xp.isfinite(l), xp.clip(l, 0.0, 1.0), 0.0)
     u = xp.where(xp.isfinite(u), xp.clip(u, 0.0, 1.0), 1.0)
@@ -84,8 +86,9 @@ def knapsack_upper(l, u, v, xp=np):
     if shared:
         v = v[None, :]
     with np.errstate(over="ignore", invalid="ignore"):
-        pos = xp.where(v > t, iv.up(v - t, xp), 0.0)
-        neg = xp.where(t > v, iv.down(t - v, xp), 0.0)
+        # written so that a NaN value (or t) gives a NaN bound, never a dropped term
+        pos = xp.where(v <= t, 0.0, iv.up(v - t, xp))
+        neg = xp.where(t <= v, 0.0, iv.down(t - v, xp))
         s1 = sum_up(iv.up(u * pos, xp), xp)
         s2 = sum_down(iv.down(l * neg, xp), xp)
         return iv.up(iv.up(t[:, 0] + s1, xp) - s2, xp)
