@@ -72,7 +72,6 @@ def cmd_list(args) -> int:
 
 
 def cmd_build(args) -> int:
-    import sympy
     from constructions import REGISTRY
     from certificates.model import construction_doc, save
     c = _construction(args)
@@ -80,6 +79,7 @@ def cmd_build(args) -> int:
         spec = REGISTRY[c.name]
         if spec.symbolic is None:
             raise UserError(f"{c.name} has no symbolic form")
+        import sympy
         for key, value in spec.symbolic().items():
             print(f"% {key}\n{sympy.latex(value)}")
         return EXIT_OK
@@ -92,9 +92,9 @@ def cmd_build(args) -> int:
     net = c.network
     text = (f"{c.name}: {net.n_tokens} tokens, {sum(len(l.heads) for l in net.layers)} head(s), "
             f"{len(net.layers)} layer(s); weights sha256 {cons['weights_sha256'][:16]}...\n"
-            f"a-priori bound: {c.apriori_bound} ~ {c.apriori_float():.6g}")
+            f"a-priori bound: {c.apriori_text()} ~ {c.apriori_float():.6g}")
     _emit(args, text, {"name": c.name, "tokens": net.n_tokens, "weights_sha256": cons["weights_sha256"],
-                       "apriori_bound": str(c.apriori_bound), "apriori_bound_float": c.apriori_float()})
+                       "apriori_bound": c.apriori_text(), "apriori_bound_float": c.apriori_float()})
     return EXIT_OK
 
 

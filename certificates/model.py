@@ -59,7 +59,7 @@ def construction_doc(construction) -> dict:
         "params": {k: (v if isinstance(v, str) else q(v)) for k, v in construction.params},
         "network": net.to_json(),
         "weights_sha256": net.weights_hash(),
-        "apriori_bound": str(construction.apriori_bound),
+        "apriori_bound": construction.apriori_text(),
         "notes": list(construction.notes),
     }, [to_json(t) for t in construction.target]
 

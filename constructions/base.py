@@ -5,9 +5,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable
 
-import sympy
-
 from .exact import ParameterError, parse_int, parse_rational
+from .formula import Formula, lift
 from .network import Network
 
 
@@ -17,6 +16,8 @@ class Construction:
 
     ``target`` holds one safe expression tree (see ``constructions.expr``) per network
     output; ``domain`` is a box of rational (lo, hi) pairs, one per input ``x0, x1, ...``.
+    ``apriori_bound`` is an exact closed form (a ``Formula``; an exact number is lifted to
+    one), or None where no a-priori bound is known.
     """
     name: str
     paper: str
@@ -25,11 +26,15 @@ class Construction:
     network: Network
     target: tuple
     domain: tuple
-    apriori_bound: sympy.Expr
+    apriori_bound: Formula | None
     notes: tuple = ()
     chain: tuple = ()  # optional ((label, expression tree), ...): intermediate functions g whose
     #                    terms |target - g| and |g - network| a certificate reports (one output)
     meta: tuple = ()  # ((key, value), ...) hints for the certifier, e.g. ("grid", ...) for [MAP]
+
+    def __post_init__(self):
+        if self.apriori_bound is not None and not isinstance(self.apriori_bound, Formula):
+            object.__setattr__(self, "apriori_bound", lift(self.apriori_bound))
 
     @property
     def inputs(self) -> tuple:
@@ -39,9 +44,17 @@ class Construction:
         return dict(self.params)
 
     def apriori_float(self) -> float:
-        """The a-priori bound rounded up to a float, for display."""
-        v = sympy.N(self.apriori_bound, 30)
-        return float(sympy.Float(v, 30)) * (1 + 1e-12)
+        """The a-priori bound rounded up to a float (inf when there is none), for display."""
+        if self.apriori_bound is None:
+            return float("inf")
+        import mpmath
+        with mpmath.workdps(30):
+            v = self.apriori_bound.value()
+        return float(v) * (1 + 1e-12)
+
+    def apriori_text(self) -> str:
+        """The exact a-priori bound as text ("oo" when there is none)."""
+        return "oo" if self.apriori_bound is None else str(self.apriori_bound)
 
 
 @dataclass(frozen=True)

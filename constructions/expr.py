@@ -22,7 +22,6 @@ import re
 from fractions import Fraction
 
 import mpmath
-import sympy
 
 MAX_LENGTH = 10_000      # characters of expression text
 MAX_DEPTH = 200          # nodes on the longest root-to-leaf path
@@ -425,8 +424,12 @@ def to_sympy(tree, symbols: dict | None = None):
     """The tree as a sympy expression, built directly (no parsing).
 
     Variables missing from ``symbols`` become real sympy Symbols of the same name.
+    sympy is imported here, not at module level: only LaTeX and z3 audits need it.
     """
+    import sympy
     symbols = {} if symbols is None else symbols
+    fns = {"sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp, "log": sympy.log,
+           "sqrt": sympy.sqrt, "tanh": sympy.tanh, "abs": sympy.Abs}
 
     def go(t):
         tag = t[0]
@@ -459,13 +462,9 @@ def to_sympy(tree, symbols: dict | None = None):
             return sympy.Max(a[0], 0)
         if tag == "range":
             return sympy.Min(sympy.Max(a[2], a[0]), a[1])
-        return _SYMPY_FN[tag](a[0])
+        return fns[tag](a[0])
 
     return go(tree)
-
-
-_SYMPY_FN = {"sin": sympy.sin, "cos": sympy.cos, "exp": sympy.exp, "log": sympy.log,
-             "sqrt": sympy.sqrt, "tanh": sympy.tanh, "abs": sympy.Abs}
 
 
 def mp_eval(tree, point: dict):

@@ -17,10 +17,10 @@ import math
 from fractions import Fraction
 
 import mpmath
-import sympy
 
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError
+from .formula import Formula, exp
 from .network import Embedding, Head, Layer, Network, mat
 from .ramp import PAPER
 
@@ -91,12 +91,12 @@ def build_icl_gd(n, loss, eta, p, kappa, wlo, whi, xlo, xhi, ylo, yhi) -> Constr
     target = ("sub", ("var", "x0"), ("mul", ("num", Fraction(eta) / n), total))
     domain = ((wlo, whi),) + tuple(b for _ in range(n) for b in ((xlo, xhi), (ylo, yhi)))
     xmax = max(abs(xlo), abs(xhi))
-    R = sympy.Rational
-    q = sympy.exp(-R(kappa))
+    R = Formula.num
+    q = exp(-R(kappa))
     # per token: eta |x_i| times the ramp error of l' (squared loss: Delta/2 + 2(range) q/(1-q))
     apriori = (R(eta) * R(xmax) * (R(delta) / 2 + 2 * R(rhi - rlo) * q / (1 - q))
-               + R(eta) * R(xmax) * R(max(abs(rlo), abs(rhi))) * 2 * p * n * sympy.exp(-60)
-               if loss == "squared" else sympy.oo)
+               + R(eta) * R(xmax) * R(max(abs(rlo), abs(rhi))) * 2 * p * n * exp(-60)
+               if loss == "squared" else None)
     return Construction(
         name="icl-gd", paper=PAPER, theorem=CLAIM,
         params=(("n", n), ("loss", loss), ("eta", eta), ("p", p), ("kappa", kappa), ("wlo", wlo),

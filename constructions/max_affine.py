@@ -18,11 +18,11 @@ import math
 from fractions import Fraction
 
 import mpmath
-import sympy
 
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError, parse_int, parse_rational
 from .expr import ExprError, mp_eval, parse, variables
+from .formula import Formula, exp
 from .network import Embedding, Head, Layer, Network, mat
 
 PAPER = ("MAP: Attention Mechanism, Max-Affine Partition, and Universal Approximation, "
@@ -150,7 +150,7 @@ def _rational_up(x: float, den: int = 1024) -> Fraction:
 
 
 def tau(u):
-    return 2 * sympy.exp(-2 * u) / (1 - sympy.exp(-4 * u))
+    return 2 * exp(-2 * u) / (1 - exp(-4 * u))
 
 
 def recipe(domain, eps, L, osc, R):
@@ -168,14 +168,14 @@ def recipe(domain, eps, L, osc, R):
 
 
 def apriori(D, h, beta, lam, L, osc, R, self_key=True):
-    """omega_f(3h/2) + D tau(beta h^2) osc + 2R e^{-(lam - beta rho^2)} (exact sympy)."""
-    S = sympy.Rational
+    """omega_f(3h/2) + D tau(beta h^2) osc + 2R e^{-(lam - beta rho^2)} (exact Formula)."""
+    S = Formula.num
     hh = S(h)
     u = S(beta) * hh ** 2
     expr = S(L) * 3 * hh / 2 + D * tau(u) * S(osc)
     if self_key:
         rho2 = D * hh ** 2 / 4
-        expr = expr + 2 * S(R) * sympy.exp(-(S(lam) - S(beta) * rho2))
+        expr = expr + 2 * S(R) * exp(-(S(lam) - S(beta) * rho2))
     return expr
 
 
@@ -369,7 +369,7 @@ def build_max_affine(f, D, B, lo, hi, G, beta, kappa, lam, eps, L, values, centr
         net = map_network(A, Bv, vals, beta_q, lam_q, self_keys=not cross)
         params = (("f", f), ("D", D), ("beta", beta_q), ("lam", lam_q), ("partition", partition))
         return Construction(name=_variant, paper=PAPER, theorem=CLAIM, params=params, network=net,
-                            target=trees, domain=domain, apriori_bound=sympy.oo,
+                            target=trees, domain=domain, apriori_bound=None,
                             notes=("user max-affine partition: logits beta*(a_i.x + b_i) + lam; "
                                    "query token is a key with logit 0" if not cross else
                                    "user max-affine partition (cross-attention: no self key)",))
@@ -429,7 +429,7 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
     L_, osc, R = stats
     params = (("f", f), ("d", d), ("n", n), ("d_o", d_o), ("lo", domain[0][0]), ("hi", domain[0][1]),
               ("G", G), ("beta", beta_q), ("lam", lam_q), ("values", values), ("centres", centres))
-    bound = apriori(D, h, beta_q, lam_q, L_, osc, R) + 2 * sympy.Rational(R) * (n - 1) * sympy.exp(-sympy.Rational(lam_q))
+    bound = apriori(D, h, beta_q, lam_q, L_, osc, R) + 2 * Formula.num(R) * (n - 1) * exp(-Formula.num(lam_q))
     c = Construction(name="max-affine-seq", paper=PAPER, theorem=CLAIM, params=params, network=net,
                      target=trees, domain=domain, apriori_bound=bound,
                      notes=("anchors (cell, position j'); query j adds lam only for j' = j; query tokens "

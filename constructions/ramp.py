@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import sympy
-
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError
+from .formula import Formula, exp
 from .network import Embedding, Head, Layer, Network, mat
 
 PAPER = "UAP: Hu, Liu, Chen, Wu, Liu, Universal Approximation with Softmax Attention, arXiv:2504.15956"
@@ -23,37 +22,36 @@ _COLS = 5
 
 
 def ramp_matrices(a, b, p: int, gamma):
-    """W_Q, W_K, W_V, W_O and the anchor rows, in sympy arithmetic.
+    """W_Q, W_K, W_V, W_O (nested lists) and the anchor rows.
 
     Works for exact rationals and for sympy symbols alike (one code path for the
     instantiated weights and the symbolic spec).
     """
     delta = (b - a) / (p - 1)
     anchors = [a + k * delta for k in range(p)]
-    wq = sympy.Matrix([[2, 0], [0, -1], [0, 0], [0, 0], [0, 0]])
-    wk = sympy.Matrix([[0, 0], [0, 0], [1, 0], [0, 1], [0, 0]])
-    wv = sympy.Matrix([[0], [0], [0], [0], [1]])
-    wo = sympy.Matrix([[1]])
+    wq = [[2, 0], [0, -1], [0, 0], [0, 0], [0, 0]]
+    wk = [[0, 0], [0, 0], [1, 0], [0, 1], [0, 0]]
+    wv = [[0], [0], [0], [0], [1]]
+    wo = [[1]]
     rows = [[0, 0, L - anchors[0], L ** 2 - anchors[0] ** 2, L] for L in anchors]
     return wq, wk, wv, wo, rows, gamma
 
 
 def ramp_network(a: Fraction, b: Fraction, p: int, gamma: Fraction) -> Network:
-    wq, wk, wv, wo, rows, _ = ramp_matrices(sympy.Rational(a), sympy.Rational(b), p,
-                                            sympy.Rational(gamma))
-    const = [[0, 1, 0, 0, 0]] + [[sympy.expand(v) for v in r] for r in rows]
+    wq, wk, wv, wo, rows, _ = ramp_matrices(Fraction(a), Fraction(b), p, Fraction(gamma))
+    const = [[0, 1, 0, 0, 0]] + rows
     lin = [[1, 0, 0, 0, 0]] + [[0] * _COLS for _ in rows]
-    head = Head(wq=mat(wq.tolist()), wk=mat(wk.tolist()), wv=mat(wv.tolist()),
-                wo=mat(wo.tolist()), beta=Fraction(gamma))
+    head = Head(wq=mat(wq), wk=mat(wk), wv=mat(wv), wo=mat(wo), beta=Fraction(gamma))
     layer = Layer(heads=(head,), query_rows=(0,), key_rows=tuple(range(1, p + 1)))
     return Network(embedding=Embedding(const=mat(const), linear=(mat(lin),)),
                    layers=(layer,), readout=((0, 0),))
 
 
-def ramp_bound(a, b, p, kappa):
-    """A-priori bound Delta/2 + 2(b-a) q/(1-q), q = e^{-kappa} (exact sympy)."""
+def ramp_bound(a, b, p, kappa) -> Formula:
+    """A-priori bound Delta/2 + 2(b-a) q/(1-q), q = e^{-kappa} (exact; Formula variables allowed)."""
+    a, b, p, kappa = (Formula.num(v) if not isinstance(v, Formula) else v for v in (a, b, p, kappa))
     delta = (b - a) / (p - 1)
-    q = sympy.exp(-kappa)
+    q = exp(-kappa)
     return delta / 2 + 2 * (b - a) * q / (1 - q)
 
 
@@ -72,28 +70,30 @@ def build_ramp(a, b, p, kappa, lo, hi) -> Construction:
     check_ramp_params(a, b, p, kappa, lo, hi)
     delta = (b - a) / (p - 1)
     gamma = kappa / delta ** 2
-    R = sympy.Rational
     return Construction(
         name="ramp", paper=PAPER, theorem=CLAIM,
         params=(("a", a), ("b", b), ("p", p), ("kappa", kappa), ("lo", lo), ("hi", hi)),
         network=ramp_network(a, b, p, gamma),
         target=(("range", ("num", Fraction(a)), ("num", Fraction(b)), ("var", "x0")),),
         domain=((Fraction(lo), Fraction(hi)),),
-        apriori_bound=ramp_bound(R(a), R(b), p, R(kappa)),
+        apriori_bound=ramp_bound(a, b, p, kappa),
         notes=(f"gamma = kappa/Delta^2 = {gamma} (exact)",),
     )
 
 
 def ramp_symbolic() -> dict:
     """The general construction with symbols a, b, gamma and anchor index k (for LaTeX)."""
+    import sympy
     a, b, x, k, p, kappa = sympy.symbols("a b x k p kappa", real=True)
     gamma = sympy.Symbol("gamma", positive=True)
     delta = (b - a) / (p - 1)
     L0, Lk = a, a + k * delta
-    wq, wk, wv, wo, _, _ = ramp_matrices(a, b, 2, gamma)
+    wq, wk, wv, wo = (sympy.Matrix(m) for m in ramp_matrices(a, b, 2, gamma)[:4])
     query = sympy.Matrix([[x, 1, 0, 0, 0]])
     anchor = sympy.Matrix([[0, 0, Lk - L0, Lk ** 2 - L0 ** 2, Lk]])
     logit = sympy.factor(sympy.expand(gamma * (query * wq * (anchor * wk).T)[0, 0]))
+    names = {"a": a, "b": b, "p": p, "kappa": kappa}
+    bound = ramp_bound(*(Formula.var(n) for n in names)).to_sympy(dict(names))
     return {
         "query token": query, "anchor token k": anchor,
         "W_Q (times gamma)": wq, "W_K": wk, "W_V": wv, "W_O": wo,
@@ -101,7 +101,7 @@ def ramp_symbolic() -> dict:
         "check": sympy.Eq(sympy.simplify(logit - gamma * ((x - L0) ** 2 - (x - Lk) ** 2)), 0),
         "gamma": sympy.Eq(gamma, kappa / delta ** 2),
         "target": sympy.Min(sympy.Max(x, a), b),
-        "a-priori bound": ramp_bound(a, b, p, kappa),
+        "a-priori bound": bound,
     }
 
 

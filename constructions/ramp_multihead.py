@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import sympy
-
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError
+from .formula import Formula, exp
 from .network import Embedding, Head, Layer, Network, mat
 from .ramp import PAPER
 
@@ -22,12 +21,13 @@ CLAIM = ("H softmax heads, each a ramp on one H-th of [a,b] placed by a position
 
 
 def multihead_bound(a, b, n, H, kappa):
-    """Delta_H/2 + 2((b-a)/H) q/(1-q) + (H-1) Delta_H q/(1-q)^2, q = e^-kappa (exact sympy).
+    """Delta_H/2 + 2((b-a)/H) q/(1-q) + (H-1) Delta_H q/(1-q)^2, q = e^-kappa (exact Formula).
 
     The last term bounds (H-1) Delta_H sum_m m q^{m^2} via q^{m^2} <= q^m.
     """
+    a, b, kappa = Formula.num(a), Formula.num(b), Formula.num(kappa)
     dH = (b - a) / (H * (n - 1))
-    q = sympy.exp(-kappa)
+    q = exp(-kappa)
     return dH / 2 + 2 * ((b - a) / H) * q / (1 - q) + (H - 1) * dH * q / (1 - q) ** 2
 
 
@@ -57,13 +57,12 @@ def build_ramp_multihead(a, b, n, H, kappa, lo, hi) -> Construction:
     layer = Layer(heads=tuple(heads), query_rows=(0,), key_rows=tuple(range(n)))
     net = Network(embedding=Embedding(const=mat(const), linear=(mat(lin),)), layers=(layer,),
                   readout=((0, 0),))
-    R = sympy.Rational
     return Construction(
         name="ramp-multihead", paper=PAPER, theorem=CLAIM,
         params=(("a", a), ("b", b), ("n", n), ("H", H), ("kappa", kappa), ("lo", lo), ("hi", hi)),
         network=net, target=(("range", ("num", a), ("num", b), ("var", "x0")),),
         domain=((Fraction(lo), Fraction(hi)),),
-        apriori_bound=multihead_bound(R(a), R(b), n, H, R(kappa)),
+        apriori_bound=multihead_bound(a, b, n, H, kappa),
         notes=(f"Delta_H = (b-a)/(H(n-1)) = {dH}, gamma = kappa/Delta_H^2 = {gamma} (exact)",),
     )
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import sympy
-
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError, parse_rational
 from .network import Embedding, Head, Layer, Network, mat
@@ -43,29 +41,27 @@ def build_ramp_seq(n, a, b, p, kappa, w, t, lo, hi) -> Construction:
         raise ParameterError("ramp-seq: every w_i must be nonzero")
     delta = (b - a) / (p - 1)
     gamma = kappa / delta ** 2
-    wq, wk, wv, wo, rows, _ = ramp_matrices(sympy.Rational(a), sympy.Rational(b), p, sympy.Rational(gamma))
-    const = [[ts[i], 1, 0, 0, 0] for i in range(n)] + [[sympy.expand(v) for v in r] for r in rows]
+    wq, wk, wv, wo, rows, _ = ramp_matrices(Fraction(a), Fraction(b), p, Fraction(gamma))
+    const = [[ts[i], 1, 0, 0, 0] for i in range(n)] + rows
     lins = []
     for i in range(n):
         E = [[0] * _COLS for _ in range(n + p)]
         E[i][0] = ws[i]
         lins.append(mat(E))
-    head = Head(wq=mat(wq.tolist()), wk=mat(wk.tolist()), wv=mat(wv.tolist()), wo=mat(wo.tolist()),
-                beta=Fraction(gamma))
+    head = Head(wq=mat(wq), wk=mat(wk), wv=mat(wv), wo=mat(wo), beta=Fraction(gamma))
     layer = Layer(heads=(head,), query_rows=tuple(range(n)), key_rows=tuple(range(n, n + p)))
     net = Network(embedding=Embedding(const=mat(const), linear=tuple(lins)), layers=(layer,),
                   readout=tuple((i, 0) for i in range(n)))
     target = tuple(("range", ("num", Fraction(a)), ("num", Fraction(b)),
                     ("add", ("mul", ("num", ws[i]), ("var", f"x{i}")), ("num", ts[i])))
                    for i in range(n))
-    R = sympy.Rational
     return Construction(
         name="ramp-seq", paper=PAPER, theorem=CLAIM,
         params=(("n", n), ("a", a), ("b", b), ("p", p), ("kappa", kappa),
                 ("w", ",".join(str(v) for v in ws)), ("t", ",".join(str(v) for v in ts)),
                 ("lo", lo), ("hi", hi)),
         network=net, target=target, domain=tuple((Fraction(lo), Fraction(hi)) for _ in range(n)),
-        apriori_bound=ramp_bound(R(a), R(b), p, R(kappa)),
+        apriori_bound=ramp_bound(a, b, p, kappa),
         notes=(f"gamma = kappa/Delta^2 = {gamma} (exact)",
                "the ramp bound holds for every y, so it holds for each token's y_i = w_i x_i + t_i"),
     )

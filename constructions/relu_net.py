@@ -23,7 +23,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import mpmath
-import sympy
 
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError
@@ -130,7 +129,7 @@ def build_relu_net(f, lo, hi, variant, units, n, kappa) -> Construction:
         params=(("f", f), ("lo", lo), ("hi", hi), ("variant", variant), ("units", units), ("n", n),
                 ("kappa", kappa)),
         network=net, target=(tree,), domain=((lo, hi),),
-        apriori_bound=sympy.oo,
+        apriori_bound=None,
         notes=(f"variant {variant}: h = {h}, Delta = h/(n-1) = {h / (n - 1)}, gamma = {gamma} (exact)",
                "node values f(z_u) rounded to the 2^-40 grid: " + ",".join(str(v) for v in F),
                "no a-priori bound for a general f: the certificate bounds |f - attention| directly"),

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-import sympy
 
 from constructions.base import Construction
 from constructions.network import Embedding, Head, Layer, Network, mat
@@ -47,7 +46,7 @@ def two_head(p: int = 9, kappa=Fraction(8)) -> Construction:
     return Construction(name="two-head-test", paper="(test network)", theorem="two half-ramps sum to a ramp",
                         params=(("p", p), ("kappa", kappa)), network=net,
                         target=(("range", ("num", Fraction(-1)), ("num", Fraction(1)), ("var", "x0")),),
-                        domain=((Fraction(-2), Fraction(2)),), apriori_bound=sympy.Integer(1))
+                        domain=((Fraction(-2), Fraction(2)),), apriori_bound=1)
 
 
 def two_layer() -> Construction:
@@ -71,4 +70,4 @@ def two_layer() -> Construction:
                   readout=((0, 0), (1, 0)))
     return Construction(name="two-layer-test", paper="(test network)", theorem="(structure only)",
                         params=(), network=net, target=(("var", "x0"), ("var", "x0")),
-                        domain=((Fraction(-1), Fraction(1)),), apriori_bound=sympy.Integer(1))
+                        domain=((Fraction(-1), Fraction(1)),), apriori_bound=1)

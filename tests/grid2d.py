@@ -5,7 +5,6 @@ gamma*(|x|^2 - |x - L|^2) are affine in x after the softmax shift; values L0 + L
 """
 from fractions import Fraction as F
 
-import sympy
 
 from constructions.base import Construction
 from constructions.network import Embedding, Head, Layer, Network, mat
@@ -27,4 +26,4 @@ def grid2d(kappa=4, n=3) -> Construction:
     return Construction(name="grid2d", paper="test only", theorem="2-D anchor interpolation of x0 + x1",
                         params=(("kappa", F(kappa)), ("n", n)), network=net,
                         target=(("add", ("var", "x0"), ("var", "x1")),),
-                        domain=((F(-1), F(1)), (F(-1), F(1))), apriori_bound=sympy.Integer(1))
+                        domain=((F(-1), F(1)), (F(-1), F(1))), apriori_bound=1)

@@ -303,13 +303,12 @@ def _grid_network(G=4, beta=6400):
 
 def test_two_dimensional_grid_cells_plug_in(tmp_path):
     """Cells need not be 1-D: grid cubes of a max-affine partition go through the same machinery."""
-    import sympy
     from constructions.base import Construction
     F = Fraction
     G = 4
     c = Construction(name="grid2d", paper="test", theorem="test", params=(), network=_grid_network(G),
                      target=(("add", ("var", "x0"), ("var", "x1")),), domain=((F(0), F(1)), (F(0), F(1))),
-                     apriori_bound=sympy.Integer(1))
+                     apriori_bound=1)
     cells = [((F(i, G), F(i + 1, G)), (F(j, G), F(j + 1, G))) for i in range(G) for j in range(G)]
     res = certify_analytic(c, "1", method="analytic", cells=cells)
     assert res.status == "CERTIFIED" and len(res.pieces) == 16 and res.lemma_count == 16, res.reason
