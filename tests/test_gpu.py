@@ -3,6 +3,7 @@
 Every test is marked ``gpu``; conftest skips them when a CuPy kernel cannot run.
 """
 import json
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -91,3 +92,22 @@ def test_cli_eval_cupy_hundred_million_points(capsys):
     assert main(["eval", "ramp", "--backend", "cupy", "--points", "100000000", "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["points"] == 100_000_000 and 0.0134 < info["max_error"] < 0.0135
+
+
+@pytest.mark.parametrize("name,params,eps", [
+    ("max-affine", {"f": "sin(3*x0)", "G": "32", "kappa": "3"}, "1/20"),         # [MAP] grid bounder, 1-D
+    ("max-affine", {"f": "sin(2*x0)*cos(3*x1)", "B": "1"}, "1/20"),              # [MAP] grid bounder, 2-D
+    ("relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "2"}, "1/20"),  # layered bounder
+])
+def test_every_bounder_certifies_on_cupy_and_the_cpu_checker_agrees(cp, name, params, eps, tmp_path):
+    """The grid and layered bounders run on device arrays too; their certificates check on the CPU."""
+    c = constructions.build(name, **params)
+    res = certify(c, eps, xp=cp, progress=False)
+    cpu = certify(c, eps, progress=False)
+    assert res.status == cpu.status == "CERTIFIED"
+    # the pavings may differ by a split (ulps of the device's exp), so only the claims are compared
+    assert res.observed <= res.max_bound < float(Fraction(eps)) and cpu.observed <= cpu.max_bound
+    path = tmp_path / "gpu.json"
+    save(certificate_doc(c, res), path)
+    rep = check_doc(load(path), str(path))
+    assert rep.ok and rep.checked_max_bound < float(Fraction(eps))
