@@ -23,8 +23,12 @@ class CertificateError(ValueError):
 
 def q(value) -> str:
     """Exact rational string of an int, Fraction or float ("p" or "p/q")."""
-    f = Fraction(value)
-    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+    if type(value) is float:   # the common case (every box bound): no Fraction object needed
+        n, d = value.as_integer_ratio()   # lowest terms; NaN and inf raise, as Fraction does
+    else:
+        f = Fraction(value)
+        n, d = f.numerator, f.denominator
+    return str(n) if d == 1 else f"{n}/{d}"
 
 
 def canonical(doc) -> bytes:
