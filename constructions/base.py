@@ -33,7 +33,7 @@ class Construction:
     meta: tuple = ()  # ((key, value), ...) hints for the certifier, e.g. ("grid", ...) for [MAP]
 
     def __post_init__(self):
-        if self.apriori_bound is not None and not isinstance(self.apriori_bound, Formula):
+        if self.apriori_bound is not None:
             object.__setattr__(self, "apriori_bound", lift(self.apriori_bound))
 
     @property

@@ -8,12 +8,13 @@ building a construction never imports a computer-algebra system.
 """
 from __future__ import annotations
 
+import operator
 from fractions import Fraction
 from numbers import Rational
 
 from .expr import mp_eval, to_str, to_sympy
 
-_ARITH = {"add", "sub", "mul", "div", "neg", "pow"}
+_FOLD = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}
 
 
 class Formula:
@@ -48,7 +49,7 @@ class Formula:
         a, b = (other, self) if swap else (self, other)
         x, y = a.number(), b.number()
         if x is not None and y is not None and not (op == "div" and y == 0):
-            return Formula.num({"add": x + y, "sub": x - y, "mul": x * y, "div": x / y if y else 0}[op])
+            return Formula.num(_FOLD[op](x, y))
         if op in ("add", "mul") and x == (0 if op == "add" else 1):
             return b
         if op in ("add", "sub", "mul", "div") and y == (0 if op in ("add", "sub") else 1):
@@ -118,13 +119,11 @@ class Formula:
 
 
 def lift(x) -> Formula:
-    """A Formula from a Formula or an exact number (int, Fraction, other rationals)."""
+    """A Formula from a Formula or an exact number (int, Fraction: any numbers.Rational)."""
     if isinstance(x, Formula):
         return x
-    if isinstance(x, (int, Fraction)) or isinstance(x, Rational):
-        return Formula.num(Fraction(x))
-    if hasattr(x, "p") and hasattr(x, "q"):  # sympy.Rational, without importing sympy
-        return Formula.num(Fraction(int(x.p), int(x.q)))
+    if isinstance(x, Rational):
+        return Formula.num(x)
     raise TypeError(f"not an exact number: {x!r}")
 
 

@@ -11,7 +11,7 @@ from fractions import Fraction
 
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError
-from .formula import Formula, exp
+from .formula import Formula, exp, lift
 from .network import Embedding, Head, Layer, Network, mat
 
 PAPER = "UAP: Hu, Liu, Chen, Wu, Liu, Universal Approximation with Softmax Attention, arXiv:2504.15956"
@@ -49,7 +49,7 @@ def ramp_network(a: Fraction, b: Fraction, p: int, gamma: Fraction) -> Network:
 
 def ramp_bound(a, b, p, kappa) -> Formula:
     """A-priori bound Delta/2 + 2(b-a) q/(1-q), q = e^{-kappa} (exact; Formula variables allowed)."""
-    a, b, p, kappa = (Formula.num(v) if not isinstance(v, Formula) else v for v in (a, b, p, kappa))
+    a, b, p, kappa = (lift(v) for v in (a, b, p, kappa))
     delta = (b - a) / (p - 1)
     q = exp(-kappa)
     return delta / 2 + 2 * (b - a) * q / (1 - q)
