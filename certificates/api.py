@@ -48,7 +48,7 @@ def check(path_or_obj) -> CheckResult:
     An invalid certificate gives ``ok=False`` with the reason; a file that cannot be read
     or parsed raises ``CertificateError`` (that is an input error, not a verdict).
     """
-    from .checker import Invalid, check_doc
+    from .check.document import Invalid, check_doc
     if isinstance(path_or_obj, dict):
         doc, path = path_or_obj, "<certificate>"
     elif isinstance(path_or_obj, (bytes, bytearray)):

@@ -47,9 +47,9 @@ class Boxes:
 
 def paving(doc) -> Boxes:
     """Decode the certificate's bisection tree into boxes with their proved bounds."""
-    from .checker import _leaves
+    from .check.core import leaves as tree_leaves
     domain = [(Fraction(a), Fraction(b)) for a, b in doc["domain"]]
-    leaves = _leaves(doc["evidence"]["tree"], domain, len(domain))
+    leaves = tree_leaves(doc["evidence"]["tree"], domain, len(domain))
     bounds = np.array([float(Fraction(b)) for b in doc["evidence"]["bounds"]])
     if len(bounds) != len(leaves):
         raise PlotError("the evidence lists a different number of bounds than boxes")
@@ -63,7 +63,7 @@ def curves_1d(doc, points: int = 4001) -> dict:
     """Dense float64 target, network and error |N - f| (max over outputs) on a 1-D domain."""
     from constructions.expr import from_json
     from verify.forward import forward_float
-    from verify.target import float_eval
+    from verify.enclose.target import float_eval
     (a, b), = [(float(Fraction(x)), float(Fraction(y))) for x, y in doc["domain"]]
     xs = np.linspace(a, b, points)
     net = network_from_json(doc["construction"]["network"])
@@ -78,7 +78,7 @@ def _title(doc) -> str:
     return f"{cons['name']}({params})" if params else cons["name"]
 
 
-def _save(fig, out) -> None:
+def save_figure(fig, out) -> None:
     """Write the figure atomically (temporary file in the same folder, then rename)."""
     out = os.fspath(out)
     ext = os.path.splitext(out)[1].lstrip(".").lower() or "png"
@@ -97,7 +97,8 @@ def _save(fig, out) -> None:
         raise
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -117,7 +118,7 @@ def plot_certificate(doc, out, *, points: int = 4001, dpi: int = 100) -> str:
 
 
 def _plot_1d(doc, out, points, dpi) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     B = paving(doc)
     c = curves_1d(doc, points)
     fig, (top, bot) = plt.subplots(2, 1, sharex=True, figsize=(7.5, 5.2), dpi=dpi,
@@ -142,12 +143,12 @@ def _plot_1d(doc, out, points, dpi) -> None:
     top.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)  # the ramp's empty corner
     bot.set_title(f"certified: sup |N - f| <= {float(Fraction(doc['result']['max_bound'])):.5g} < eps", fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)
 
 
 def _plot_2d(doc, out, dpi) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.collections import PatchCollection
     from matplotlib.patches import Rectangle
     B = paving(doc)
@@ -169,5 +170,5 @@ def _plot_2d(doc, out, dpi) -> None:
     ax.set_title(f"{_title(doc)}: {len(B.bounds)} boxes, max bound "
                  f"{float(Fraction(doc['result']['max_bound'])):.4g} < eps", fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)

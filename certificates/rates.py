@@ -20,7 +20,7 @@ def certified_series(name: str, params: dict, sweep: str, values, *, points: int
     """Rows {value, certified, observed, apriori, eps, boxes, status} for each swept value."""
     import constructions
     import verify
-    from verify.sampling import max_error_sampled
+    from verify.search.sampling import max_error_sampled
     rows = []
     for v in values:
         c = constructions.build(name, **{**params, sweep: v})
@@ -74,8 +74,8 @@ def load_series(path) -> tuple:
 
 def plot_rates(rows, out, *, xlabel: str = "p", title: str = "", dpi: int = 100) -> None:
     """Log-log plot of certified bound, observed error and a-priori bound against the swept value."""
-    from .plot import _pyplot, _save
-    plt = _pyplot()
+    from .plot import pyplot, save_figure
+    plt = pyplot()
     x = [float(r["value"]) for r in rows]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=dpi)
     for key, style, label in (("apriori", dict(color="0.5", ls=":", marker="s", ms=4), "a-priori bound"),
@@ -95,5 +95,5 @@ def plot_rates(rows, out, *, xlabel: str = "p", title: str = "", dpi: int = 100)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
     plt.close(fig)

@@ -4,7 +4,7 @@ Run: python scripts/bench_gpu.py [--repeat 3] [--numpy-budget 120]
 For ramps with p = 1001..10000 anchors at a tight eps (1.1 x the dense sup error), it
 reports (a) end-to-end certify time on CuPy (median of --repeat) and on NumPy (one run,
 stopped after --numpy-budget seconds, in which case the ratio is one of boxes per second
-over the part it did), and (b) the throughput of one GPU-sized work unit (verify.batches.device_batch boxes) on each
+over the part it did), and (b) the throughput of one GPU-sized work unit (verify.search.batches.device_batch boxes) on each
 backend (median of --repeat; NumPy on at most 16384 boxes, as its rate per box is flat in
 the batch size), the number that does not depend on the search shape.  The whole script takes
 several minutes; --sizes runs a subset.
@@ -32,7 +32,7 @@ def gpu():
 
 def unit_rate(c, xp, n, repeat):
     """Boxes per second of one work unit of n boxes at level 20 (a mid-search size)."""
-    from verify.batches import Job, evaluate_batch
+    from verify.search.batches import Job, evaluate_batch
     job = Job(c, "cupy" if xp.__name__ == "cupy" else "numpy")
     k = 20
     I = (np.arange(n, dtype=np.int64) * ((1 << k) // n)).reshape(n, 1)
@@ -60,9 +60,9 @@ def main() -> int:
     if cp is None:
         return 0
     import constructions
-    from verify.batches import device_batch
-    from verify.certify import certify
-    from verify.sampling import max_error_sampled
+    from verify.search.batches import device_batch
+    from verify.search.certify import certify
+    from verify.search.sampling import max_error_sampled
     dev = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
     print(f"device: {dev}; {time.strftime('%Y-%m-%d')}\n")
     print("| p | eps | boxes | CuPy certify s | NumPy certify s | end-to-end ratio | unit CuPy box/s | NumPy box/s | unit ratio |")

@@ -15,9 +15,9 @@ import time
 import numpy as np
 
 import constructions
-from certificates.checker import check_doc
+from certificates.check.document import check_doc
 from certificates.model import certificate_doc
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.tune_map import sampled_sup, tune
 
 CASES = [("1-D", "max-affine", {"f": "sin(3*x0)"}, "1/50"),
@@ -50,8 +50,8 @@ def main():
     t = time.perf_counter()
     r = certify(c, "1/20", progress=False)
     tg = time.perf_counter() - t
-    import verify.grid_bounds as gb
-    from verify.bounds import AffineBounder
+    import verify.enclose.grid as gb
+    from verify.enclose.affine import AffineBounder
     orig = gb.GridBounder
     gb.GridBounder = lambda cons, xp: AffineBounder(cons, xp)  # force the general path
     try:

@@ -70,8 +70,8 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, ROOT)
     import constructions
-    from verify.certify import certify
-    from verify.sampling import max_error_sampled
+    from verify.search.certify import certify
+    from verify.search.sampling import max_error_sampled
     print(f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPU(s)\n")
     print("| p | eps | attncert s | attncert boxes | mpmath.iv s | mpmath.iv boxes | time ratio | boxes/s ratio | baseline runs |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 import constructions
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import float_weights, forward_float
 
 

@@ -45,8 +45,9 @@ def main() -> int:
     args = ap.parse_args()
     sys.path.insert(0, ROOT)
     import constructions
-    from verify.batches import Job, evaluate_batch
-    from verify.certify import _observed, certify
+    from verify.search.batches import Job, evaluate_batch
+    from verify.search.certify import certify
+    from verify.search.sampling import observed_at_centres
     print(f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPU(s); numpy {np.__version__}\n")
 
     print("### Proved bound per box vs plain float64 evaluation of the same boxes (8192 boxes, NumPy)\n")
@@ -58,7 +59,7 @@ def main() -> int:
         I, K = boxes(8192)
         xl, xh = domain.enclose(I, K)
         tb = med(lambda: bounder.error_bounds(xl, xh), args.repeat)
-        tf = med(lambda: _observed(c, weights, xl, xh, np), args.repeat)
+        tf = med(lambda: observed_at_centres(c, weights, xl, xh, np), args.repeat)
         print(f"| {p} | {tb / 8192 * 1e6:.2f} | {tf / 8192 * 1e6:.2f} | {tb / tf:.2f}x |", flush=True)
 
     print("\n### Work-unit throughput against the number of anchors (1-D ramp, NumPy, one process)\n")
@@ -76,7 +77,7 @@ def main() -> int:
     print("\n### Dimension: max-affine sin(x0+..+x_{D-1}) on [-1,1]^D, G = 8 per dimension (NumPy, one process)\n")
     print("| D | anchors | grid bounder boxes/s | general bounder boxes/s | grid/general | eps | certify s | boxes |")
     print("|---|---|---|---|---|---|---|---|")
-    from verify.bounds import AffineBounder
+    from verify.enclose.affine import AffineBounder
     from verify.tune_map import sampled_sup
     for D in (1, 2, 3):
         f = "sin(" + "+".join(f"x{i}" for i in range(D)) + ")"

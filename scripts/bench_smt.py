@@ -14,8 +14,8 @@ import time
 from fractions import Fraction
 
 import constructions
-from verify.certify import certify
-from verify.certify_analytic import certify_analytic
+from verify.search.certify import certify
+from verify.analytic.certify import certify_analytic
 
 
 def _kappa(text: str) -> str:

@@ -8,7 +8,7 @@ factor e^{gamma (x-L_0)^2} cancels), which Sollya handles far better; the better
 the baseline.  On [-1/2, 1/2], inside [a, b] = [-1, 1] where the target is x (smooth), Sollya's
 infnorm encloses sup |N - x|; eps is set to the upper end of that enclosure and attncert must
 certify sup error < eps.  Timings: in-process (Sollya's time(infnorm(...)) against
-verify.certify.certify, median of --repeat after a warm-up) and whole process (`sollya script`
+verify.certify, median of --repeat after a warm-up) and whole process (`sollya script`
 against `attncert certify` as a fresh Python process).  Then the whole domain [-2, 2], where the
 target min(max(x, -1), 1) has kinks: Sollya's enclosure there is shown as it comes.
 Prints markdown tables; skips with a message when `sollya` is not installed.
@@ -96,7 +96,7 @@ def main() -> int:
         return 0
     sys.path.insert(0, ROOT)
     import constructions
-    from verify.certify import certify
+    from verify.search.certify import certify
     ver = subprocess.run(["sollya", "--help"], capture_output=True, text=True).stdout.split("\n")[0]
     print(f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPU(s); {ver.strip()[:60]}\n")
     print("### Sub-domain [-1/2, 1/2] (target x, smooth); eps = upper end of Sollya's enclosure\n")
@@ -137,7 +137,7 @@ def main() -> int:
     print("\n### Whole domain [-2, 2] (target min(max(x,-1),1) = (|x+1| - |x-1|)/2, kinks at +-1)\n")
     print("| p | Sollya form | Sollya enclosure | Sollya s | attncert eps (1.02 x dense sup) | attncert certify s | attncert bound |")
     print("|---|---|---|---|---|---|---|")
-    from verify.sampling import max_error_sampled
+    from verify.search.sampling import max_error_sampled
     for p in [int(v) for v in args.sizes.split(",")][:2]:
         c = constructions.build("ramp", p=p)
         sup, _, _ = max_error_sampled(c, 400_001)

@@ -17,9 +17,9 @@ import constructions
 from certificates.export import flax_export, npz_export, onnx_export, safetensors_export, torch_export
 from certificates.model import certificate_doc, load
 from constructions.float64 import to_float64
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_float
-from verify.target import float_eval
+from verify.enclose.target import float_eval
 
 
 def main() -> None:

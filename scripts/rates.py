@@ -14,7 +14,7 @@ import tempfile
 import time
 
 import constructions
-from verify.sampling import max_error_sampled
+from verify.search.sampling import max_error_sampled
 from verify.tune import certified_bound
 
 KAPPA = "27/10"

@@ -33,7 +33,7 @@ def ramp41():
 def dense_sup_error(construction, n=400_001, chunk=50_000):
     """Dense float64 estimate of sup |N - f| for a 1-D construction (an estimate)."""
     from verify.forward import float_weights, forward_float
-    from verify.target import float_eval
+    from verify.enclose.target import float_eval
     (a, b), = construction.domain
     w = float_weights(construction.network)
     xs = np.linspace(float(a), float(b), n)
@@ -51,7 +51,7 @@ def dense_sup_error(construction, n=400_001, chunk=50_000):
 @pytest.fixture(scope="session")
 def ramp41_cert(ramp41, tmp_path_factory):
     from certificates.model import certificate_doc, save
-    from verify.certify import certify
+    from verify.search.certify import certify
     res = certify(ramp41, "0.02", progress=False)
     assert res.status == "CERTIFIED"
     path = tmp_path_factory.mktemp("cert") / "ramp41.json"

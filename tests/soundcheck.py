@@ -9,8 +9,8 @@ import numpy as np
 
 from constructions.expr import mp_eval
 from verify.forward import float_weights, forward_float, forward_mp
-from verify.paving import Domain
-from verify.target import float_eval
+from verify.search.paving import Domain
+from verify.enclose.target import float_eval
 
 
 def leaf_boxes(c, res):

@@ -9,15 +9,16 @@ import mpmath
 import pytest
 
 import constructions
-from certificates.check_analytic import expected_text
-from certificates.checker import Invalid, _affine_heads, _sha, check_doc
-from certificates.cli import main
+from certificates.check.analytic import expected_text
+from certificates.check.core import Invalid, affine_heads, sha
+from certificates.check.document import check_doc
+from certificates.cli.main import main
 from certificates.model import analytic_certificate_doc, digest, load, save
 from constructions.expr import mp_eval
-from verify.analytic import default_cells
-from verify.certify_analytic import certify_analytic
+from verify.analytic.closed_form import default_cells
+from verify.analytic.certify import certify_analytic
 from verify.forward import forward_mp
-from verify.linearize import affine_form
+from verify.enclose.linearize import affine_form
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -139,7 +140,7 @@ def _raise_margin(doc):
     lm = _lemma(doc)
     j, m = lm["claims"][0]
     lm["claims"][0][1] = str(Fraction(m) + 1)
-    heads = _affine_heads(doc["construction"]["network"], len(doc["domain"]))
+    heads = affine_heads(doc["construction"]["network"], len(doc["domain"]))
     c, G, _, _ = heads[lm["output"]][lm["head"]]
     cell = [(Fraction(a), Fraction(b)) for a, b in lm["cell"]]
     lm["smt2"] = expected_text(lm["id"], cell, c, G, lm["top"], [(k, Fraction(v)) for k, v in lm["claims"]])
@@ -189,20 +190,20 @@ def test_tampered_piecewise_certificate_is_rejected(sharp9, tmp_path, name, caps
 
 
 def test_tiling_is_checked_exactly():
-    from certificates.check_analytic import _check_tiling
+    from certificates.check.core import check_tiling
     F = Fraction
     dom = [(F(-2), F(2))]
-    _check_tiling([[(F(-2), F(1, 3))], [(F(1, 3), F(2))]], dom)
+    check_tiling([[(F(-2), F(1, 3))], [(F(1, 3), F(2))]], dom)
     for cells, why in (([[(F(-2), F(1, 3))], [(F(1, 3) + F(1, 10 ** 30), F(2))]], "cover"),
                        ([[(F(-2), F(1, 3))], [(F(1, 3) - F(1, 10 ** 30), F(2))]], "overlap"),
                        ([[(F(-3), F(1, 3))], [(F(1, 3), F(2))]], "leaves the domain")):
         with pytest.raises(Invalid, match=why):
-            _check_tiling(cells, dom)
+            check_tiling(cells, dom)
     sq = [(F(0), F(1)), (F(0), F(1))]
-    _check_tiling([[(F(0), F(1, 2)), (F(0), F(1))], [(F(1, 2), F(1)), (F(0), F(1, 2))],
+    check_tiling([[(F(0), F(1, 2)), (F(0), F(1))], [(F(1, 2), F(1)), (F(0), F(1, 2))],
                    [(F(1, 2), F(1)), (F(1, 2), F(1))]], sq)
     with pytest.raises(Invalid, match="overlap"):
-        _check_tiling([[(F(0), F(1, 2)), (F(0), F(1))], [(F(1, 4), F(1)), (F(0), F(1, 2))],
+        check_tiling([[(F(0), F(1, 2)), (F(0), F(1))], [(F(1, 4), F(1)), (F(0), F(1, 2))],
                        [(F(1, 2), F(1)), (F(1, 2), F(1))]], sq)
 
 
@@ -226,8 +227,8 @@ def test_cli_certify_analytic_and_cross_check(tmp_path, capsys, monkeypatch):
         assert rep["cross_check"] == "cvc5"
     except ImportError:
         assert rep["cross_check"] is None
-    import certificates.cli as cli
-    monkeypatch.setattr(cli, "_have_cvc5", lambda: False)
+    import certificates.cli.check as check_cmd
+    monkeypatch.setattr(check_cmd, "_have_cvc5", lambda: False)
     assert main(["check", str(out), "--cross-check"]) == 0
     assert "cvc5 package is not installed" in capsys.readouterr().err
     assert main(["certify", "ramp", "--set", "p=17", "--set", "kappa=8", "--eps", "0.04", "--method", "analytic"]) == 1
@@ -237,14 +238,14 @@ def test_cli_certify_analytic_and_cross_check(tmp_path, capsys, monkeypatch):
 
 def test_cvc5_agrees_on_every_lemma(sharp9):
     cvc5 = pytest.importorskip("cvc5")  # noqa: F841
-    from certificates.check_analytic import cvc5_answer
+    from certificates.check.core import cvc5_answer
     doc = load(sharp9[2])
     assert {cvc5_answer(lm["smt2"], 10_000) for lm in doc["evidence"]["lemmas"]} == {"unsat"}
     _raise_margin(doc)
     assert cvc5_answer(_lemma(doc)["smt2"], 10_000) == "sat"
 
 
-def test_audit_passes_and_names_the_broken_gap_lemma_with_a_point(tmp_path, capsys):
+def test_spec_audit_passes_and_names_the_broken_gap_lemma_with_a_point(tmp_path, capsys):
     assert main(["spec-audit", "ramp", "--set", "p=9"]) == 0
     assert "AUDIT OK" in capsys.readouterr().out
     built = tmp_path / "b.json"
@@ -263,7 +264,7 @@ def test_audit_passes_and_names_the_broken_gap_lemma_with_a_point(tmp_path, caps
 
 
 def test_check_analytic_shares_no_code_with_search():
-    for name in ("check_analytic.py", "checker.py"):
+    for name in ("check/analytic.py", "check/document.py"):
         tree = ast.parse((ROOT / "certificates" / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -273,7 +274,7 @@ def test_check_analytic_shares_no_code_with_search():
 
 def test_lemma_id_cannot_smuggle_smt_commands_without_the_schema(sharp9, monkeypatch):
     """Even if jsonschema were absent, an id with a newline never reaches a solver."""
-    import certificates.checker as checker
+    from certificates.check import document as checker
     monkeypatch.setattr(checker, "_validate_schema", lambda doc: None)
     doc = load(sharp9[2])
     lm = _lemma(doc)
@@ -337,8 +338,8 @@ def test_full_certify_piece_count_is_the_same_at_kappa_1e9():
 
 
 def test_a_lemma_z3_does_not_prove_is_never_written(monkeypatch):
-    import verify.certify_analytic as ca
-    from verify.smt import LemmaFailed
+    import verify.analytic.certify as ca
+    from verify.analytic.smt import LemmaFailed
 
     def refuse(lemma_id, text, n, timeout):
         raise LemmaFailed(lemma_id, "unknown", None, "timeout")

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.check_partition import lead_text
-from certificates.checker import Invalid, _affine_heads, check_doc
-from certificates.cli import main
+from certificates.check.partition import lead_text
+from certificates.check.core import Invalid, affine_heads
+from certificates.check.document import check_doc
+from certificates.cli.main import main
 from certificates.model import analytic_certificate_doc, digest, load, save
 from constructions.expr import mp_eval
-from verify.certify import certify
-from verify.certify_analytic import certify_analytic
-from verify.analytic_mesh import MESH_CUT
+from verify.search.certify import certify
+from verify.analytic.certify import certify_analytic
+from verify.analytic.mesh import MESH_CUT
 from verify.forward import forward_float, forward_mp
-from verify.target import float_eval
+from verify.enclose.target import float_eval
 
 EPS1 = "0.0215"
 
@@ -120,7 +121,7 @@ def _swap_anchors(doc):
     part = doc["evidence"]["partition"]
     a = part["anchors"]
     a[3], a[4] = a[4], a[3]
-    c, G, _, _ = _affine_heads(doc["construction"]["network"], len(doc["domain"]))[0][0]
+    c, G, _, _ = affine_heads(doc["construction"]["network"], len(doc["domain"]))[0][0]
     for i in range(len(a)):
         cell = [(Fraction(x), Fraction(y)) for x, y in part["cells"][i]]
         part["lemmas"][i]["smt2"] = lead_text(f"part.lead.{i}", cell, c, G, a[i], [k for k in a if k != a[i]])
@@ -223,7 +224,7 @@ def test_partition_and_mesh_checkers_share_no_code_with_search():
     import ast
     import pathlib
     root = pathlib.Path(__file__).resolve().parents[1] / "certificates"
-    for name in ("check_partition.py", "check_mesh.py"):
+    for name in ("check/partition.py", "check/mesh.py"):
         for node in ast.walk(ast.parse((root / name).read_text())):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]

@@ -10,7 +10,7 @@ import constructions
 import verify
 import certificates
 from certificates.audit import audit_dir, first_weight_difference
-from certificates.cli import main
+from certificates.cli.main import main
 from certificates.model import digest, load, save
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

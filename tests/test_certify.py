@@ -7,7 +7,7 @@ import pytest
 
 import constructions
 from tests.conftest import dense_sup_error
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_mp
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from certificates.cli import main
+from certificates.cli.main import main
 
 CERTIFY = ["certify", "ramp", "--set", "a=-1", "--set", "b=1", "--set", "p=41", "--set", "kappa=8",
            "--set", "lo=-2", "--set", "hi=2"]

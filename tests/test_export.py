@@ -17,9 +17,9 @@ import constructions
 from certificates.export import certdata
 from certificates.model import certificate_doc, load, save
 from constructions.float64 import is_float64, to_float64
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_float
-from verify.target import float_eval
+from verify.enclose.target import float_eval
 
 from export_nets import two_head, two_layer
 
@@ -118,7 +118,7 @@ def test_to_float64_is_exact_rounding_of_beta_folded_weights():
 
 
 def test_exporter_refuses_weights_that_are_not_float64(ramp41_cert, tmp_path, capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     out = tmp_path / "m.safetensors"
     assert main(["export", str(ramp41_cert), "--to", "safetensors", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip()
@@ -127,7 +127,7 @@ def test_exporter_refuses_weights_that_are_not_float64(ramp41_cert, tmp_path, ca
 
 
 def test_export_rejects_tampered_certificate(case, tmp_path, capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     doc = json.loads(case.path.read_text())
     doc["construction"]["network"]["layers"][0]["heads"][0]["wo"][0][0] = "2"
     bad = tmp_path / "bad.json"
@@ -142,7 +142,7 @@ def test_export_rejects_tampered_certificate(case, tmp_path, capsys):
 
 def test_torch_mha_and_sdpa_match_reference(case, tmp_path):
     torch = pytest.importorskip("torch")
-    from certificates.cli import main
+    from certificates.cli.main import main
     from certificates.export import torch_model
     path = tmp_path / "m.pt"
     assert main(["export", str(case.path), "--to", "torch", "-o", str(path), "--no-check"]) == 0
@@ -184,7 +184,7 @@ def test_torch_without_sqrt_head_dim_compensation_fails_loudly(case):
 def test_onnx_graph_checks_and_runs_in_onnxruntime(case, tmp_path, attention_op):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from certificates.cli import main
+    from certificates.cli.main import main
     path = tmp_path / "m.onnx"
     assert main(["export", str(case.path), "--to", "onnx", "-o", str(path), "--no-check"]
                 + (["--onnx-attention"] if attention_op else [])) == 0
@@ -209,7 +209,7 @@ def test_flax_mhdpa_matches_reference_in_float64(case, tmp_path):
     jax = pytest.importorskip("jax")
     pytest.importorskip("flax")
     jax.config.update("jax_enable_x64", True)
-    from certificates.cli import main
+    from certificates.cli.main import main
     from certificates.export import flax_model
     path = tmp_path / "m.msgpack"
     assert main(["export", str(case.path), "--to", "flax", "-o", str(path), "--no-check"]) == 0
@@ -324,7 +324,7 @@ def _resave(path, tensors, meta):
 def test_check_weights_bit_for_bit(case, tmp_path, capsys):
     pytest.importorskip("safetensors")
     from safetensors import safe_open
-    from certificates.cli import main
+    from certificates.cli.main import main
     from certificates.export.weights_check import check_weights
     st = tmp_path / "m.safetensors"
     assert main(["export", str(case.path), "--to", "safetensors", "-o", str(st), "--no-check"]) == 0
@@ -361,7 +361,7 @@ def test_check_weights_bit_for_bit(case, tmp_path, capsys):
 
 
 def test_check_weights_npz(case, tmp_path):
-    from certificates.cli import main
+    from certificates.cli.main import main
     from certificates.export.weights_check import check_weights
     nz = tmp_path / "m.npz"
     assert main(["export", str(case.path), "--to", "npz", "-o", str(nz), "--no-check"]) == 0
@@ -383,7 +383,7 @@ def test_check_weights_npz(case, tmp_path):
 
 def test_exporters_do_not_import_verify_or_heavy_frameworks_eagerly():
     import subprocess, sys
-    code = ("import sys, certificates.cli, certificates.cli_export, certificates.export.certdata, "
+    code = ("import sys, certificates.cli.main, certificates.cli.export, certificates.export.certdata, "
             "certificates.export.weights_check, certificates.export.safetensors_export, "
             "certificates.export.npz_export, certificates.export.torch_export, certificates.export.onnx_export, "
             "certificates.export.flax_export\n"
@@ -395,7 +395,7 @@ def test_exporters_do_not_import_verify_or_heavy_frameworks_eagerly():
 
 
 def test_certify_float64_then_export_and_check_end_to_end(tmp_path, capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     cert, st = tmp_path / "c.json", tmp_path / "m.safetensors"
     assert main(["certify", "ramp", "--set", "p=17", "--set", "kappa=27/10", "--float64", "--eps", "0.009",
                  "-o", str(cert)]) == 0
@@ -408,7 +408,7 @@ def test_certify_float64_then_export_and_check_end_to_end(tmp_path, capsys):
 
 
 def test_export_bad_options_exit_2_one_line(case, tmp_path, capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     out = str(tmp_path / "m.npz")
     assert main(["export", str(case.path), "--to", "npz", "--onnx-attention", "-o", out]) == 2
     assert main(["export", str(tmp_path / "missing.json"), "--to", "npz", "-o", out]) == 2
@@ -431,7 +431,7 @@ def test_sqrt_head_dim_compensation_is_exact_or_refused():
 
 def test_float64_keeps_post_maps_and_exporters_refuse_what_they_do_not_model(tmp_path, capsys):
     """relu-net (two layers with a post map) certifies in float64; exporters refuse it (exit 2)."""
-    from certificates.cli import main
+    from certificates.cli.main import main
     c = to_float64(constructions.build("relu-net", f="sin(3*x0)", lo=-1, hi=2, variant=2))
     assert all(layer.post is None or all(Fraction(float(v)) == v for row in layer.post[0] for v in row)
                for layer in c.network.layers)

@@ -18,12 +18,11 @@ from flint import arb, ctx as flint_ctx
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from certificates.arbexpr import ArbExprError, arb_compile, arb_eval, arb_interval, arb_variables
-from constructions.expr import (ExprError, from_json, mp_eval, parse, to_json, to_str, to_sympy,
-                                variables)
-from verify import ifunc
-from verify import interval as iv
-from verify.target import float_eval, interval_eval
+from certificates.check.arbexpr import ArbExprError, arb_compile, arb_eval, arb_interval, arb_variables
+from constructions.expr import ExprError, from_json, mp_eval, parse, to_json, to_str, to_sympy, variables
+from verify.enclose import ifunc
+from verify.enclose import interval as iv
+from verify.enclose.target import float_eval, interval_eval
 
 
 def num(p, q=1):

@@ -62,7 +62,7 @@ def test_formula_is_immutable_hashable_and_pickles():
 
 def test_build_and_certify_import_no_sympy():
     code = ("import sys, constructions\n"
-            "from verify.certify import certify\n"
+            "from verify.search.certify import certify\n"
             "from certificates import certificate\n"
             "c = constructions.build('ramp', p=9)\n"
             "certificate(c, certify(c, '0.08', progress=False))\n"

@@ -3,7 +3,7 @@ import re
 import shutil
 
 from certificates import github
-from certificates.cli import main
+from certificates.cli.main import main
 from certificates.model import digest, load, save
 
 # ::level [key=value(,key=value)*]::message, with nothing unescaped that would end a field early.
@@ -67,7 +67,7 @@ def test_example_workflow_and_hook_commands_parse():
     """Every attncert command in the example workflow and the README hook is a valid invocation."""
     import pathlib
     import shlex
-    from certificates.cli import parser
+    from certificates.cli.main import parser
     root = pathlib.Path(__file__).resolve().parents[1]
     cmds = re.findall(r"^\s*run: (attncert .*)$", (root / "docs" / "attncert-audit.yml").read_text(), re.M)
     cmds += re.findall(r"^\s*entry: (attncert .*)$", (root / "README.md").read_text(), re.M)

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.checker import check_doc
-from certificates.cli import main
+from certificates.check.document import check_doc
+from certificates.cli.main import main
 from certificates.model import certificate_doc, load, save
 from tests.conftest import dense_sup_error
-from verify import interval as iv
-from verify.certify import certify
+from verify.enclose import interval as iv
+from verify.search.certify import certify
 from verify.forward import float_weights, forward_float
 
 pytestmark = pytest.mark.gpu

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.cli import main
+from certificates.cli.main import main
 from constructions.expr import mp_eval
 from tests import soundcheck
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_float, forward_mp
-from verify.layered_bounds import LayeredBounder
-from verify.sampling import max_error_sampled
-from verify.target import float_eval
+from verify.enclose.layered import LayeredBounder
+from verify.search.sampling import max_error_sampled
+from verify.enclose.target import float_eval
 
 
 def test_logits_are_quadratic_gaussians_over_own_block():
@@ -114,9 +114,9 @@ def _trees():
 
 @pytest.mark.parametrize("tree", list(_trees()))
 def test_linear_split_is_an_identity_and_checker_agrees(tree):
-    from certificates.check_layered import split_linear_json
+    from certificates.check.layered import split_linear_json
     from constructions.expr import to_json
-    from verify.linear_split import split_linear
+    from verify.enclose.linear_split import split_linear
     coef, rest = split_linear(tree)
     jcoef, jrest = split_linear_json(to_json(tree))
     assert {k: Fraction(int(v.p), int(v.q)) for k, v in jcoef.items()} == coef

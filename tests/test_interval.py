@@ -1,11 +1,11 @@
-"""The outward steps of verify/interval.py reach at least as far as repeated nextafter."""
+"""The outward steps of verify/enclose/interval.py reach at least as far as repeated nextafter."""
 import math
 
 import mpmath
 import numpy as np
 import pytest
 
-from verify import interval as iv
+from verify.enclose import interval as iv
 
 TINY = 2.0 ** -1074
 MAX = float(np.finfo(np.float64).max)

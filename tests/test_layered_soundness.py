@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 from flint import ctx, fmpq
 
-from certificates.check_layered import LayeredNet
-from certificates.checker import Invalid, _mat, _rat
+from certificates.check.layered import LayeredNet
 from constructions.base import Construction
 from constructions.network import Embedding, Head, Layer, Network, mat
 from verify.forward import forward_float, forward_mp
-from verify.layered_bounds import LayeredBounder
+from verify.enclose.layered import LayeredBounder
 
 
 def _rand(rng, r, c, scale=2):
@@ -46,7 +45,7 @@ def test_enclosures_contain_samples(seed):
                      target=tuple(("num", Fraction(0)) for _ in range(n_out)), domain=((Fraction(-1), Fraction(1)),),
                      apriori_bound=None)
     b = LayeredBounder(c)
-    model = LayeredNet(json.loads(json.dumps(net.to_json())), 1, _mat, _rat, Invalid)
+    model = LayeredNet(json.loads(json.dumps(net.to_json())), 1)
     for lo, hi in [(Fraction(-1), Fraction(-3, 4)), (Fraction(1, 8), Fraction(1, 8) + Fraction(1, 64)),
                    (Fraction(-1, 2), Fraction(1, 2))]:
         outs, hints = b.output_bounds(np.array([[float(lo)]]), np.array([[float(hi)]]))
@@ -69,10 +68,10 @@ def test_enclosures_contain_samples(seed):
 
 
 def test_layered_checker_shares_no_code_with_search():
-    """certificates/check_layered.py imports neither verify nor constructions."""
+    """certificates/check/layered.py imports neither verify nor constructions."""
     import ast
     import pathlib
-    src = (pathlib.Path(__file__).resolve().parents[1] / "certificates" / "check_layered.py").read_text()
+    src = (pathlib.Path(__file__).resolve().parents[1] / "certificates" / "check" / "layered.py").read_text()
     mods = set()
     for node in ast.walk(ast.parse(src)):
         if isinstance(node, ast.Import):
@@ -83,7 +82,7 @@ def test_layered_checker_shares_no_code_with_search():
 
 
 def test_cli_json_has_no_infinity(capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     assert main(["certify", "relu-net", "--set", "units=4", "--eps", "1", "--format", "json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["apriori_bound"] is None and info["status"] == "CERTIFIED"

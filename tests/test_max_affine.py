@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.checker import Invalid, check_doc
+from certificates.check.document import Invalid, check_doc
 from certificates.model import certificate_doc, digest
 from constructions.exact import ParameterError
 from constructions.expr import mp_eval
-from verify.bounds import AffineBounder
-from verify.certify import certify
+from verify.enclose.affine import AffineBounder
+from verify.search.certify import certify
 from verify.forward import float_weights, forward_float, forward_mp
-from verify.grid_bounds import GridBounder
-from verify.linearize import affine_form
+from verify.enclose.grid import GridBounder
+from verify.enclose.linearize import affine_form
 from verify.lp import certify_lp
-from verify.paving import Domain
-from verify.target import float_eval
+from verify.search.paving import Domain
+from verify.enclose.target import float_eval
 
 F2 = "sin(x0)*cos(2*x1)"
 
@@ -288,7 +288,7 @@ def test_tune_beats_recipe_tokens():
 
 
 def test_cli_tune_and_certify_lp(tmp_path, capsys):
-    from certificates.cli import main
+    from certificates.cli.main import main
     out = tmp_path / "t.json"
     assert main(["tune", "max-affine", "--set", "f=sin(3*x0)", "--eps", "1/20", "-o", str(out),
                  "--format", "json"]) == 0

@@ -8,7 +8,7 @@ import pytest
 import certificates
 import constructions
 import verify
-from certificates.cli import main
+from certificates.cli.main import main
 from certificates.model import load, save
 from certificates.plot import PlotError, curves_1d, paving, plot_certificate
 from grid2d import grid2d

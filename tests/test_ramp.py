@@ -10,7 +10,7 @@ import constructions
 from constructions.base import REGISTRY
 from tests.conftest import dense_sup_error
 from verify.forward import forward_float, forward_mp
-from verify.linearize import affine_form
+from verify.enclose.linearize import affine_form
 
 
 def test_logits_are_the_discrete_gaussian(ramp41):

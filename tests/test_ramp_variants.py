@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.cli import main
+from certificates.cli.main import main
 from tests import soundcheck
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_float, forward_mp
-from verify.linearize import affine_form
-from verify.sampling import max_error_sampled
+from verify.enclose.linearize import affine_form
+from verify.search.sampling import max_error_sampled
 
 SEQ = ["ramp-seq", "--set", "p=9"]
 MH = ["ramp-multihead"]

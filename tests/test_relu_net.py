@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 
 import constructions
-from certificates.checker import Invalid, check_doc
-from certificates.cli import main
+from certificates.check.document import Invalid, check_doc
+from certificates.cli.main import main
 from certificates.model import certificate_doc, digest
 from constructions.expr import mp_eval
 from tests import soundcheck
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import forward_float, forward_mp
-from verify.sampling import max_error_sampled
-from verify.target import float_eval
+from verify.search.sampling import max_error_sampled
+from verify.enclose.target import float_eval
 
 ACCEPT = ["relu-net", "--set", "f=sin(3*x0)", "--set", "lo=-1", "--set", "hi=2"]
 

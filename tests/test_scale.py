@@ -11,9 +11,9 @@ from concurrent.futures.process import BrokenProcessPool
 import pytest
 
 import constructions
-from certificates.cli import main
+from certificates.cli.main import main
 from certificates.model import canonical, certificate_doc, load
-from verify.certify import CertifyInterrupted, certify
+from verify.search.certify import CertifyInterrupted, certify
 
 RAMP = dict(p=201, kappa=30)          # about 8000 boxes, a dozen generations, ~3 s serial
 EPS = "0.00424"                       # 1.02 x the dense sup error 0.0041537
@@ -119,7 +119,7 @@ def test_interrupted_certify_resumes_to_identical_certificate(sig, tmp_path, qui
 @pytest.mark.parametrize("exc,raised", [(KeyboardInterrupt, CertifyInterrupted), (BrokenProcessPool, BrokenProcessPool)])
 def test_resume_in_process_after_interrupt_or_dead_worker(exc, raised, ramp201, serial_cert, tmp_path, monkeypatch):
     """Ctrl-C or a dead worker mid-generation: the checkpoint holds the generation's start, nothing half-merged."""
-    import verify.executors as ex
+    from verify.search import certify as ex   # certify calls run_units through its own name
     ckpt = tmp_path / "c.partial"
     real, calls = ex.run_units, {"n": 0}
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from verify.softmax_bounds import head_output_bounds, knapsack_upper, weight_bounds
+from verify.enclose.softmax import head_output_bounds, knapsack_upper, weight_bounds
 
 mpmath.mp.dps = 40
 
@@ -77,7 +77,7 @@ def test_a_nan_value_makes_the_head_bound_nan_not_a_smaller_number():
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_error_bound_is_infinite_when_an_output_end_is_not_finite(bad):
-    from verify.bounds import error_from_outputs
+    from verify.enclose.affine import error_from_outputs
     from constructions.expr import parse
     xl, xh = np.array([[0.0]]), np.array([[0.5]])
     err = error_from_outputs([(np.array([0.0]), np.array([bad]))], [parse("x0")], ["x0"], xl, xh)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import constructions
-from verify.certify import certify
+from verify.search.certify import certify
 from verify.forward import float_weights, forward_float, forward_mp
-from verify.paving import Domain
+from verify.search.paving import Domain
 
 
 def _leaf_boxes(c, res):

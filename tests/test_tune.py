@@ -2,7 +2,7 @@
 import json
 from fractions import Fraction
 
-from certificates.cli import main
+from certificates.cli.main import main
 from verify.tune import apriori_recipe
 
 

@@ -1,8 +1,8 @@
 """Evaluation backends, rigorous enclosures and the branch-and-bound certifier.
 
 ``verify.certify(construction, eps, ...)`` is the public entry point (a function: it
-shadows the submodule name on purpose; ``from verify.certify import ...`` still works).
+lives in ``verify.search.certify``).
 """
-from .certify import CERTIFIED, REFUTED, UNKNOWN, CertifyResult, certify
+from .search.certify import CERTIFIED, REFUTED, UNKNOWN, CertifyResult, certify
 
 __all__ = ["certify", "CertifyResult", "CERTIFIED", "REFUTED", "UNKNOWN"]

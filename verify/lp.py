@@ -14,10 +14,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from .certify import CERTIFIED, UNKNOWN, CertifyResult, Leaf, _observed, _split
+from .enclose.grid import pick_bounder
 from .forward import float_weights
-from .grid_bounds import pick_bounder
-from .paving import MAX_LEVEL, Domain, choose_dim, tree_string
+from .search.certify import CERTIFIED, UNKNOWN, CertifyResult
+from .search.paving import MAX_LEVEL, Domain, Leaf, bisect_boxes, choose_dim, tree_string
+from .search.sampling import observed_at_centres
 
 SLACK = Fraction(1, 2 ** 20)
 
@@ -71,7 +72,7 @@ def certify_lp(construction, eps, p: int = 2, *, max_boxes: int = 2_000_000, tim
         for s in range(0, len(pend_paths), batch):
             xl, xh = domain.enclose(xp.asarray(pend_I[s:s + batch]), xp.asarray(pend_K[s:s + batch]))
             b, h = bounder.error_bounds(xl, xh)
-            o, xm = _observed(construction, weights, xl, xh, xp)
+            o, xm = observed_at_centres(construction, weights, xl, xh, xp)
             j = int(xp.argmax(o))
             if float(o[j]) > obs_best:
                 obs_best, obs_point = float(o[j]), [float(v) for v in xm[j]]
@@ -114,7 +115,7 @@ def certify_lp(construction, eps, p: int = 2, *, max_boxes: int = 2_000_000, tim
         chosen = [done[i] for i in split]
         done = [l for l, k in zip(done, keep) if k]
         keep_idx = np.flatnonzero(keep)
-        pend_I, pend_K, pend_paths = _split(np.array([l.i for l in chosen]), Ks, dims, [l.path for l in chosen])
+        pend_I, pend_K, pend_paths = bisect_boxes(np.array([l.i for l in chosen]), Ks, dims, [l.path for l in chosen])
     seconds = time.perf_counter() - t0
     witness = tuple(Fraction(v) for v in obs_point)
     if status != CERTIFIED:

@@ -1,21 +1,21 @@
-"""Construction audits: z3 proves that the exact weights are what the spec says.
+"""Spec audits: z3 proves that the exact weights are what the spec says.
 
-An audit states the spec's identities and gap facts as SMT-LIB2 negations over the
-network's exact affine logits (``verify.linearize``) and asks z3 for ``unsat``.  When an
+A spec audit states the spec's identities and gap facts as SMT-LIB2 negations over the
+network's exact affine logits (``verify.enclose.linearize``) and asks z3 for ``unsat``.  When an
 edited construction breaks one, z3's model is a concrete counterexample point, which the
-report names together with the lemma.  Audits are registered per construction name.
+report names together with the lemma.  Spec audits are registered per construction name.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .linearize import affine_form
-from .smt import LemmaFailed, affine_term, gap_lemma_text, num, run_z3
+from .enclose.linearize import affine_form
+from .analytic.smt import LemmaFailed, affine_term, gap_lemma_text, num, run_z3
 
 
 @dataclass
-class AuditLemma:
+class SpecAuditLemma:
     id: str
     statement: str
     text: str
@@ -24,7 +24,7 @@ class AuditLemma:
 
 
 @dataclass
-class AuditReport:
+class SpecAuditReport:
     name: str
     lemmas: int = 0
     failures: list = field(default_factory=list)   # one line per failed lemma
@@ -36,7 +36,7 @@ class AuditReport:
 
 
 def _identity_text(lemma_id, lhs, rhs) -> str:
-    return "\n".join([f"; attncert audit {lemma_id}", "(set-logic QF_NRA)", "(declare-fun x0 () Real)",
+    return "\n".join([f"; attncert spec-audit {lemma_id}", "(set-logic QF_NRA)", "(declare-fun x0 () Real)",
                       f"(assert (not (= {lhs} {rhs})))", "(check-sat)"]) + "\n"
 
 
@@ -50,17 +50,17 @@ def ramp_lemmas(params: dict, network) -> list:
     L = [a + k * delta for k in range(p)]
     forms = affine_form(network)
     if len(forms) != 1 or len(forms[0]) != 1 or len(forms[0][0].c) != p:
-        return [AuditLemma("ramp.shape", "one output, one head, p keys", "(assert true)\n(check-sat)\n", 1)]
+        return [SpecAuditLemma("ramp.shape", "one output, one head, p keys", "(assert true)\n(check-sat)\n", 1)]
     h = forms[0][0]
     out = []
     for k in range(p):
         spec = (f"(* {num(gamma)} (- (* (- x0 {num(L[0])}) (- x0 {num(L[0])})) "
                 f"(* (- x0 {num(L[k])}) (- x0 {num(L[k])}))))")
         lid = f"ramp.logit.k{k}"
-        out.append(AuditLemma(lid, f"logit_{k}(x) = gamma((x-L_0)^2 - (x-L_{k})^2) for all x",
+        out.append(SpecAuditLemma(lid, f"logit_{k}(x) = gamma((x-L_0)^2 - (x-L_{k})^2) for all x",
                               _identity_text(lid, affine_term(h.c[k], h.G[k]), spec), 1))
         lid = f"ramp.value.k{k}"
-        out.append(AuditLemma(lid, f"value_{k}(x) = L_{k} = {L[k]} for all x",
+        out.append(SpecAuditLemma(lid, f"value_{k}(x) = L_{k} = {L[k]} for all x",
                               _identity_text(lid, affine_term(h.e[k], h.F[k]), num(L[k])), 1))
     regions = [(k, k + 1, L[k], L[k + 1]) for k in range(p - 1)]
     if lo < a:
@@ -88,24 +88,24 @@ def ramp_lemmas(params: dict, network) -> list:
                     return (f"anchor {m} trails anchor {ref} by {float(gap):.6g} < spec margin "
                             f"gamma*{abs(m - ref)}^2*Delta^2 = {float(margin):.6g}")
             return ""
-        out.append(AuditLemma(lid, f"on [{u}, {v}] every anchor m trails its nearer end anchor by "
+        out.append(SpecAuditLemma(lid, f"on [{u}, {v}] every anchor m trails its nearer end anchor by "
                                    f"gamma*d^2*Delta^2", gap_lemma_text(lid, ((u, v),),
                                                                         [(c, g, mg) for _, _, c, g, mg in claims]),
                               1, explain))
     return out
 
 
-AUDITS = {"ramp": ramp_lemmas}
+SPEC_AUDITS = {"ramp": ramp_lemmas}
 
 
-def audit(name: str, params: dict, network, timeout_ms: int = 10_000) -> AuditReport:
-    """Run every audit lemma of construction ``name``; failures carry z3's counterexample."""
+def spec_audit(name: str, params: dict, network, timeout_ms: int = 10_000) -> SpecAuditReport:
+    """Run every spec-audit lemma of construction ``name``; failures carry z3's counterexample."""
     import time
-    if name not in AUDITS:
-        raise ValueError(f"no audit is registered for construction {name!r} (have: {', '.join(sorted(AUDITS))})")
+    if name not in SPEC_AUDITS:
+        raise ValueError(f"no spec audit is registered for construction {name!r} (have: {', '.join(sorted(SPEC_AUDITS))})")
     t0 = time.perf_counter()
-    rep = AuditReport(name)
-    for lm in AUDITS[name](params, network):
+    rep = SpecAuditReport(name)
+    for lm in SPEC_AUDITS[name](params, network):
         rep.lemmas += 1
         try:
             run_z3(lm.id, lm.text, lm.n_vars, timeout_ms)

@@ -12,8 +12,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from .certify import CERTIFIED, certify
-from .sampling import max_error_sampled
+from .search.certify import CERTIFIED, certify
+from .search.sampling import max_error_sampled
 
 KAPPA_DEN = 100  # tuned kappa is a rational with this denominator
 

@@ -11,9 +11,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from .certify import certify
+from .search.certify import certify
 from .forward import forward_float
-from .target import float_eval
+from .enclose.target import float_eval
 
 KAPPAS = ("1", "3/2", "2", "5/2", "3", "4", "6")
 

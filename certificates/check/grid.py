@@ -15,12 +15,13 @@ import re
 
 from flint import arb, fmpq
 
-from .check_common import affine_range as _affine_range, knapsack_upper as _knapsack_upper
+from .arbexpr import arb_interval
+from .core import BoxError, affine_range as _affine_range, knapsack_upper as _knapsack_upper
 
 _RAT = re.compile(r"-?[0-9]{1,2600}(/[0-9]{1,2600})?\Z")
 
 
-class GridClaimError(Exception):
+class GridClaimError(BoxError):
     """The grid claim is malformed or false (the caller turns this into Invalid)."""
 
 
@@ -188,7 +189,10 @@ class GridCheck:
         self.D = D
         self.n_hints = D * len(self.parts)
 
-    def box_bound(self, qbox, X, targets, hints):
+    def box_bound(self, box, targets, hints):
+        """Arb upper bound of sup |N - f| over one exact box (Fractions)."""
+        qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+        X = [arb_interval(lo, hi) for lo, hi in qbox]
         env = {f"x{i}": x for i, x in enumerate(X)}
         worst = arb(0)
         for r, (part, target) in enumerate(zip(self.parts, targets)):

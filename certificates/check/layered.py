@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from flint import arb, fmpq
 
-from .arbexpr import arb_interval
-from .check_common import affine_range as _affine_range, knapsack_upper as _knapsack
+from .arbexpr import ArbExprError, arb_compile, arb_interval
+from .core import Invalid, affine_range as _affine_range, knapsack_upper as _knapsack, mat, rat, softmax_weight_bounds
 
 
 def _mm(A, B):
@@ -37,7 +37,6 @@ def _f(x) -> float:
 
 def _weights(gaps):
     """Balls [l_j, u_j] (as pairs of arb) of softmax weights from gap balls s_j - s_k*."""
-    from .checker import softmax_weight_bounds
     return softmax_weight_bounds([arb(g.lower()) for g in gaps], [arb(g.upper()) for g in gaps])
 
 
@@ -53,8 +52,7 @@ def _combine(l, u, vals):
 class LayeredNet:
     """Exact weights of a layered network, parsed once; ``outputs(box)`` bounds it on a box."""
 
-    def __init__(self, net, D, mat, rat, Invalid):
-        self.Invalid = Invalid
+    def __init__(self, net, D):
         self._memo = {}  # (box, hints) -> outputs, so the chain terms reuse the bound pass
         emb = net["embedding"]
         self.const = mat(emb["const"], "embedding.const")
@@ -181,7 +179,7 @@ class LayeredNet:
             return max(range(len(mid)), key=lambda j: mid[j])
         k = next(self._hints, None)
         if k is None or type(k) is not int or not 0 <= k < len(mid):
-            raise self.Invalid("hints do not match the network's softmax rows")
+            raise Invalid("hints do not match the network's softmax rows")
         return k
 
     def _later(self, qrows, krows, heads, Z):
@@ -227,7 +225,7 @@ class LayeredNet:
         self._hints = None if hints is None else iter(hints)
         out = self._outputs(box)
         if self._hints is not None and next(self._hints, None) is not None:
-            raise self.Invalid("more hints than softmax rows")
+            raise Invalid("more hints than softmax rows")
         self._memo[key] = out
         return out
 
@@ -273,12 +271,11 @@ class LayeredNet:
         return outs
 
 
-def check_chain(chain, boxes, all_hints, model, targets, eps, Invalid, rat) -> list:
+def check_chain(chain, boxes, all_hints, model, targets, eps) -> list:
     """Re-derive the stored chain terms |f - g| and |g - network| on every box; report them.
 
     A stored term must not undercut the re-derived one (same slack as the box bounds).
     """
-    from .arbexpr import ArbExprError, arb_compile
     out = []
     for n, term in enumerate(chain):
         try:
@@ -351,3 +348,39 @@ def split_linear_json(obj):
 def _num(s):
     p, _, q = s.partition("/")
     return int(p), int(q) if q else 1
+
+
+def layered_box_bound(model, target_json):
+    """A box-bound function ``bound(box, hints)`` for layered networks.
+
+    N - f = (lin_N - lin_f).x + N' - f': the exact linear part shared by network and
+    target cancels instead of entering the bound twice.
+    """
+    D = len(model.lins)
+    split = []
+    for t in target_json:
+        try:
+            coef, rest = split_linear_json(t)
+            rest_f = None if rest is None else arb_compile(rest)
+        except ArbExprError as e:
+            raise Invalid(f"target: {e}") from None
+        if any(v not in {f"x{i}" for i in range(D)} for v in coef):
+            raise Invalid("target uses a variable outside the inputs")
+        split.append(([coef.get(f"x{i}", fmpq(0)) for i in range(D)], rest_f))
+
+    def bound(box, hints):
+        qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+        env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(qbox)}
+        worst = arb(0)
+        for n, lin, (tcoef, f) in zip(model.split_outputs(qbox, hints), model.lin, split):
+            lo, hi = fmpq(0), fmpq(0)
+            for a, (xl, xh) in zip([p - q for p, q in zip(lin, tcoef)], qbox):
+                lo, hi = lo + min(a * xl, a * xh), hi + max(a * xl, a * xh)
+            n = n + arb_interval(lo, hi)
+            fv = arb(0) if f is None else f(env)
+            err = arb.max((n.upper() - fv.lower()).upper(), (fv.upper() - n.lower()).upper()).upper()
+            if not (err.is_finite() and fv.is_finite() and n.is_finite()):
+                raise Invalid("a box bound is not finite")
+            worst = arb.max(worst, err).upper()
+        return worst
+    return bound

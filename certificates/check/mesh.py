@@ -12,14 +12,9 @@ import itertools
 from flint import arb, fmpq
 
 from .arbexpr import arb_interval
-from .check_common import affine_range as _range
-from .checker import Invalid, _fr
+from .core import Invalid, affine_range as _range, fr, q as fq
 
 MAX_MESH = 256
-
-
-def _q(f) -> fmpq:
-    return fmpq(f.numerator, f.denominator)
 
 
 def _prefix_bound(top_v, items, upper):
@@ -33,8 +28,8 @@ def _prefix_bound(top_v, items, upper):
     return best.upper() if upper else best.lower()
 
 
-def _enclose(q, top, active, margins, box):
-    cq, Gq, eq, Fq = q
+def _enclose(h, top, active, margins, box):
+    cq, Gq, eq, Fq = h
     n = len(cq)
     vr = [_range(eq[j], Fq[j], box) for j in range(n)]
     up, dn = [], []
@@ -48,7 +43,7 @@ def _enclose(q, top, active, margins, box):
     act = set(active)
     for j in range(n):
         if j != top and j not in act:  # N - U <= sum_T a_j (v_j - U)^+ with a_j <= e^{-M_j}
-            w = (-arb(_q(margins[j]))).exp()
+            w = (-arb(fq(margins[j]))).exp()
             U += w * arb.max(arb(0), arb(vr[j][1]) - U)
             L -= w * arb.max(arb(0), L - arb(vr[j][0]))
     vmax, vmin = max(v[1] for v in vr), min(v[0] for v in vr)
@@ -84,19 +79,19 @@ def mesh_bound(piece, cell, heads_all, targets, lemmas, used):
             used.add(lm["id"])
         elif n > 1:
             raise Invalid("an analytic piece with several keys needs a gap lemma")
-        q = ([_q(_fr(v)) for v in c], [[_q(_fr(v)) for v in row] for row in G],
-             [_q(_fr(v)) for v in ev], [[_q(_fr(v)) for v in row] for row in F])
-        plans.append((o, q, t, active, margins))
-    axes = [[(_q(lo) + _q(hi - lo) * fmpq(k, mesh), _q(lo) + _q(hi - lo) * fmpq(k + 1, mesh)) for k in range(mesh)]
+        exact = ([fq(fr(v)) for v in c], [[fq(fr(v)) for v in row] for row in G],
+             [fq(fr(v)) for v in ev], [[fq(fr(v)) for v in row] for row in F])
+        plans.append((o, exact, t, active, margins))
+    axes = [[(fq(lo) + fq(hi - lo) * fmpq(k, mesh), fq(lo) + fq(hi - lo) * fmpq(k + 1, mesh)) for k in range(mesh)]
             for lo, hi in cell]
     worst = arb(0)
     for box in itertools.product(*axes):
         env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(box)}
         for o, target in enumerate(targets):
             n_lo, n_hi = arb(0), arb(0)
-            for po, q, t, active, margins in plans:
+            for po, exact, t, active, margins in plans:
                 if po == o:
-                    a, b = _enclose(q, t, active, margins, box)
+                    a, b = _enclose(exact, t, active, margins, box)
                     n_lo, n_hi = n_lo + a, n_hi + b
             f = target(env)
             err = arb.max((n_hi - f.lower()).upper(), (f.upper() - n_lo).upper()).upper()

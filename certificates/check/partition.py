@@ -8,8 +8,7 @@ and one ``cover`` lemma (every point of the domain lies in some cell).
 """
 from __future__ import annotations
 
-from .check_analytic import _ID, _cell, _check_tiling, _num, _term, cvc5_answer, z3_answer
-from .checker import Invalid, _fr
+from .core import LEMMA_ID, Invalid, check_tiling, cvc5_answer, exact_cell, fr, smt_num, smt_term, z3_answer
 
 # constructions whose piecewise certificates must carry their partition facts
 PARTITION_REQUIRED = ("max-affine", "cross-attention")
@@ -18,14 +17,14 @@ PARTITION_REQUIRED = ("max-affine", "cross-attention")
 def _box(cell):
     lines = [f"(declare-fun x{i} () Real)" for i in range(len(cell))]
     for i, (lo, hi) in enumerate(cell):
-        lines += [f"(assert (<= {_num(lo)} x{i}))", f"(assert (<= x{i} {_num(hi)}))"]
+        lines += [f"(assert (<= {smt_num(lo)} x{i}))", f"(assert (<= x{i} {smt_num(hi)}))"]
     return lines
 
 
 def lead_text(lemma_id, cell, c, G, top, others) -> str:
     """Negation of "on the cell, logit[top] >= logit[j] for every other anchor j"."""
     lines = [f"; attncert partition lemma {lemma_id}", "(set-logic QF_LRA)"] + _box(cell)
-    atoms = [f"(< {_term(_fr(c[top] - c[j]), [_fr(a - b) for a, b in zip(G[top], G[j])])} 0.0)" for j in others]
+    atoms = [f"(< {smt_term(fr(c[top] - c[j]), [fr(a - b) for a, b in zip(G[top], G[j])])} 0.0)" for j in others]
     lines.append("(assert " + (atoms[0] if len(atoms) == 1 else "(or " + " ".join(atoms) + ")") + ")")
     lines.append("(check-sat)")
     return "\n".join(lines) + "\n"
@@ -38,7 +37,7 @@ def cover_text(lemma_id, domain, cells) -> str:
     for cell in cells:
         parts = []
         for i, (lo, hi) in enumerate(cell):
-            parts += [f"(<= {_num(lo)} x{i})", f"(<= x{i} {_num(hi)})"]
+            parts += [f"(<= {smt_num(lo)} x{i})", f"(<= x{i} {smt_num(hi)})"]
         boxes.append("(and " + " ".join(parts) + ")")
     lines.append("(assert (not " + (boxes[0] if len(boxes) == 1 else "(or " + " ".join(boxes) + ")") + "))")
     lines.append("(check-sat)")
@@ -61,7 +60,7 @@ def check_partition(doc, domain, heads_all, piece_cells, *, timeout_ms, cross_ch
     if o >= len(heads_all) or h >= len(heads_all[o]):
         raise Invalid("partition: no such output/head")
     c, G, _, _ = heads_all[o][h]
-    cells = [_cell(cl, f"partition cell {n}") for n, cl in enumerate(part["cells"])]
+    cells = [exact_cell(cl, f"partition cell {n}") for n, cl in enumerate(part["cells"])]
     anchors = part["anchors"]
     if any(len(cl) != D or any(not a < b for a, b in cl) for cl in cells):
         raise Invalid("partition: malformed cell")
@@ -72,7 +71,7 @@ def check_partition(doc, domain, heads_all, piece_cells, *, timeout_ms, cross_ch
     for j in range(len(c)):  # every key left out of the partition must be a constant-logit (self) key
         if j not in listed and any(v != 0 for v in G[j]):
             raise Invalid(f"partition: key {j} has an x-dependent logit but is not an anchor of any cell")
-    _check_tiling(cells, domain)
+    check_tiling(cells, domain)
     for n, pc in enumerate(piece_cells):  # each piece is bounded inside one cell of the partition
         if not any(_inside(pc, cl) for cl in cells):
             raise Invalid(f"piece {n} does not lie inside one partition cell")
@@ -81,7 +80,7 @@ def check_partition(doc, domain, heads_all, piece_cells, *, timeout_ms, cross_ch
     got = {}
     for lm in part["lemmas"]:
         lid = lm["id"]
-        if type(lid) is not str or not _ID.match(lid) or lid in got:
+        if type(lid) is not str or not LEMMA_ID.match(lid) or lid in got:
             raise Invalid("partition: malformed or repeated lemma id")
         got[lid] = lm
     missing = sorted(set(want) - set(got))

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 
+from .common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UserError
+
 
 def cmd_audit(args) -> int:
     from certificates.audit import DRIFT, ERROR, INVALID, OK, audit_dir
-    from certificates.cli import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UserError
     entries = []
     for root in args.dirs:
         got = audit_dir(root)
@@ -65,7 +66,7 @@ def _github(entries, summary) -> None:
                                            "reason"), rows)
 
 
-def add_commands(sub, common) -> None:
+def add_command(sub) -> None:
     sp = sub.add_parser("audit", help="re-check every certificate under a folder and detect construction drift")
     sp.add_argument("dirs", nargs="+", metavar="DIR", help="folder searched recursively for certificates (or a file)")
     sp.add_argument("--format", choices=["text", "json", "github"], default="text")

@@ -5,20 +5,13 @@ reads its exact weights; a certificate whose weights are not float64 values is r
 """
 from __future__ import annotations
 
+from .common import EXIT_FAIL, EXIT_OK, add_format, emit
+
 FORMATS = ("safetensors", "torch", "onnx", "flax", "npz")
 
 
-def weights_problems(path, doc) -> list:
-    """Mismatches between weights file ``path`` and certificate ``doc``.
-
-    An unreadable file raises WeightsFileError, a ValueError: one line, exit code 2."""
-    from certificates.export.weights_check import check_weights
-    return check_weights(path, doc)
-
-
 def cmd_export(args) -> int:
-    from certificates.checker import Invalid, check_doc
-    from certificates.cli import EXIT_FAIL, EXIT_OK, _emit
+    from certificates.check.document import Invalid, check_doc
     from certificates.export import export
     from certificates.export.certdata import CertificateMismatch, ExportError
     from certificates.model import CertificateError, load
@@ -42,8 +35,8 @@ def cmd_export(args) -> int:
     except ImportError as e:  # ExportError (a ValueError) propagates: one line, exit code 2
         raise ExportError(f"--to {args.to} needs {e.name or 'a missing package'}: pip install 'attncert[{_extra(args.to)}]'") from None
     info["certificate_sha256"] = doc["sha256"]
-    _emit(args, f"exported {doc['construction']['name']} ({args.to}, {info['bytes']} bytes) to {args.output}; "
-                f"certificate sha256 {doc['sha256'][:16]}...", info)
+    emit(args, f"exported {doc['construction']['name']} ({args.to}, {info['bytes']} bytes) to {args.output}; "
+               f"certificate sha256 {doc['sha256'][:16]}...", info)
     return EXIT_OK
 
 
@@ -51,7 +44,7 @@ def _extra(fmt: str) -> str:
     return {"torch": "torch", "onnx": "onnx", "flax": "jax"}.get(fmt, "safetensors")
 
 
-def add_commands(sub, common) -> None:
+def add_command(sub) -> None:
     sp = sub.add_parser("export", help="write a certificate's float64 weights for torch, ONNX, Flax, safetensors, npz")
     sp.add_argument("cert")
     sp.add_argument("--to", required=True, choices=FORMATS)
@@ -59,5 +52,5 @@ def add_commands(sub, common) -> None:
     sp.add_argument("--no-check", action="store_true", help="skip re-checking the certificate in Arb first")
     sp.add_argument("--onnx-attention", action="store_true",
                     help="onnx: one opset-23 Attention node per head (scale=1.0) instead of MatMul/Softmax")
-    common(sp)
+    add_format(sp)
     sp.set_defaults(fn=cmd_export)

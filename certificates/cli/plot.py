@@ -7,9 +7,10 @@
 """
 from __future__ import annotations
 
+from .common import EXIT_FAIL, EXIT_OK, UserError, sets
+
 
 def cmd_plot(args) -> int:
-    from certificates.cli import EXIT_FAIL, EXIT_OK, UserError, _sets
     if not args.output:
         raise UserError("plot needs -o OUT (e.g. -o out.png)")
     ext = args.output.rsplit(".", 1)[-1].lower() if "." in args.output else ""
@@ -35,7 +36,7 @@ def cmd_plot(args) -> int:
             vals = [v.strip() for v in values.split(",") if v.strip()]
             if len(vals) < 2:
                 raise UserError("--sweep needs at least two values")
-            params = _sets(args.set)
+            params = sets(args.set)
             rows = certified_series(args.construction, params, sweep.strip(), vals, points=args.points or 200_001)
             meta = {"construction": args.construction, "params": params, "sweep": sweep.strip()}
             if args.save_data:
@@ -71,7 +72,7 @@ def cmd_plot(args) -> int:
     return EXIT_OK
 
 
-def add_commands(sub, common) -> None:
+def add_command(sub) -> None:
     sp = sub.add_parser("plot", help="draw a certificate (1-D/2-D) or, with --rates, certified error against p")
     sp.add_argument("cert", nargs="?", help="certificate file (omit with --rates)")
     sp.add_argument("-o", "--output", help="output image (.png, .svg or .pdf)")

@@ -1,4 +1,4 @@
-"""``attncert spec-audit``: z3 proves that a construction's exact weights satisfy its spec (verify.audit).
+"""``attncert spec-audit``: z3 proves that a construction's exact weights satisfy its spec (verify.spec_audit).
 
 Takes a construction name (built with ``--set``) or a JSON file holding a "construction"
 (the output of ``attncert build -o`` or a certificate), so edited weights can be audited.
@@ -6,13 +6,13 @@ Exit 0: every lemma holds; 1: a lemma fails (named, with z3's counterexample poi
 """
 from __future__ import annotations
 
+from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, construction_from_args, emit
 
-def cmd_audit(args) -> int:
-    import json
+
+def cmd_spec_audit(args) -> int:
     import os
 
-    from certificates.cli import EXIT_FAIL, EXIT_OK, UserError, _construction, _emit
-    from verify.audit import audit, network_from_json
+    from verify.spec_audit import network_from_json, spec_audit
     if os.path.isfile(args.name) or args.name.endswith(".json"):
         from certificates.model import CertificateError, load
         from constructions import REGISTRY
@@ -30,26 +30,26 @@ def cmd_audit(args) -> int:
         except (KeyError, TypeError) as e:
             raise UserError(f"{args.name}: not a construction file (missing {e})") from None
     else:
-        c = _construction(args)
+        c = construction_from_args(args)
         name, params, network = c.name, c.param_dict(), c.network
     try:
-        rep = audit(name, params, network, timeout_ms=int(args.lemma_timeout * 1000))
+        rep = spec_audit(name, params, network, timeout_ms=int(args.lemma_timeout * 1000))
     except ValueError as e:
         raise UserError(str(e)) from None
     info = {"construction": name, "ok": rep.ok, "lemmas": rep.lemmas, "failures": rep.failures,
             "seconds": round(rep.seconds, 3)}
     if rep.ok:
-        _emit(args, f"AUDIT OK {name}: {rep.lemmas} z3 lemmas (spec identities and gap facts) unsat "
-                    f"in {rep.seconds:.2f}s", info)
+        emit(args, f"AUDIT OK {name}: {rep.lemmas} z3 lemmas (spec identities and gap facts) unsat "
+                   f"in {rep.seconds:.2f}s", info)
         return EXIT_OK
-    _emit(args, "\n".join(f"AUDIT FAILED {name}: {f}" for f in rep.failures), info)
+    emit(args, "\n".join(f"AUDIT FAILED {name}: {f}" for f in rep.failures), info)
     return EXIT_FAIL
 
 
-def add_commands(sub, common):
+def add_command(sub) -> None:
     sp = sub.add_parser("spec-audit", help="prove with z3 that a construction's weights meet its spec")
     sp.add_argument("name", help="construction name, or a JSON file with a construction (build -o, certificate)")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
     sp.add_argument("--lemma-timeout", type=float, default=10.0, help="seconds per lemma")
-    common(sp)
-    sp.set_defaults(fn=cmd_audit)
+    add_format(sp)
+    sp.set_defaults(fn=cmd_spec_audit)

@@ -1,13 +1,13 @@
-"""``attncert tune ramp``: the certified-optimal sharpness for given p, or the fewest anchors for eps."""
+"""``attncert tune``: for the ramp, the certified-optimal sharpness for given p, or the fewest anchors
+for eps; for the [MAP] max-affine family, the smallest certified grid for eps."""
 from __future__ import annotations
 
-import json
-
+from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, emit, parse_eps, sets
 
 MAP_NAMES = ("max-affine", "cross-attention", "max-affine-seq")
 
 
-def add_commands(sub, common) -> None:
+def add_command(sub) -> None:
     sp = sub.add_parser("tune", help="ramp: kappa for a given p (--set p=...) or the fewest p for --eps; "
                                      "[MAP] max-affine family: the smallest certified grid for --eps")
     sp.add_argument("name", choices=("ramp",) + MAP_NAMES)
@@ -17,22 +17,20 @@ def add_commands(sub, common) -> None:
     sp.add_argument("--max-grid", type=int, default=200, help="[MAP]: largest grid tried")
     sp.add_argument("--time-limit", type=float, default=300.0, help="[MAP]: seconds")
     sp.add_argument("-o", "--output", help="[MAP]: write the tuned certificate")
-    common(sp)
+    add_format(sp)
     sp.set_defaults(fn=cmd_tune)
 
 
 def cmd_tune(args) -> int:
-    from certificates.cli import EXIT_FAIL, EXIT_OK, UserError, _emit, _sets
     if args.name in MAP_NAMES:
         if args.eps is None:
             raise UserError(f"tune {args.name} needs --eps")
-        from certificates.cli_map import cmd_tune_map
         return cmd_tune_map(args)
     from constructions import REGISTRY
     from constructions.base import resolve_params
     from constructions.exact import ParameterError, parse_rational
     from verify import tune
-    given = _sets(args.set)
+    given = sets(args.set)
     try:
         base = resolve_params(REGISTRY["ramp"], given)
     except ParameterError as e:
@@ -51,7 +49,7 @@ def cmd_tune(args) -> int:
                 f"sup error <= {r.certified:.6g} = {r.certified / float(r.delta):.4f} Delta (sampled "
                 f"{r.sampled:.6g}); the hard-max staircase has Delta/2 = {hard:.6g}, "
                 f"{hard / r.certified:.1f}x larger")
-        _emit(args, text, info)
+        emit(args, text, info)
         return EXIT_OK if r.certified < float("inf") else EXIT_FAIL
     try:
         eps = parse_rational(args.eps)
@@ -70,5 +68,34 @@ def cmd_tune(args) -> int:
     text = (f"eps = {float(eps):.6g}: p = {r.p} anchors at kappa = {r.kappa} certify (sup error <= "
             f"{r.certified:.6g}); the a-priori recipe needs p = {r.p_apriori} (kappa = {r.kappa_apriori}), "
             f"{r.p_apriori / r.p:.1f}x more")
-    _emit(args, text, info)
+    emit(args, text, info)
+    return EXIT_OK
+
+
+def cmd_tune_map(args) -> int:
+    """``tune`` for the [MAP] max-affine family: the smallest certified grid for ``--eps``."""
+    import sys
+    from verify.tune_map import tune
+    if args.name not in ("max-affine", "cross-attention", "max-affine-seq"):
+        raise UserError("tune handles max-affine, cross-attention and max-affine-seq")
+    eps = parse_eps(args.eps)
+    log = (lambda m: print(m, file=sys.stderr)) if args.format == "text" else None
+    out = tune(args.name, sets(args.set), eps, g_max=args.max_grid, time_limit=args.time_limit, log=log)
+    if out is None:
+        emit(args, f"UNKNOWN: no grid up to G={args.max_grid} certified eps = {float(eps):.6g} "
+                   f"within {args.time_limit}s", {"status": "UNKNOWN"})
+        return EXIT_FAIL
+    r, c = out["result"], out["construction"]
+    info = {"status": "CERTIFIED", "G": out["G"], "kappa": out["kappa"], "tokens": out["tokens"],
+            "recipe_G": out["recipe_G"], "recipe_tokens": out["recipe_tokens"],
+            "token_ratio": out["recipe_tokens"] / out["tokens"], "max_bound": r.max_bound,
+            "observed_error": r.observed, "seconds": round(out["seconds"], 2)}
+    if args.output:
+        from certificates.model import certificate_doc, save
+        save(certificate_doc(c, r), args.output)
+        info["certificate"] = args.output
+    emit(args, f"CERTIFIED with G={out['G']} kappa={out['kappa']}: {out['tokens']} tokens, sup error <= "
+               f"{r.max_bound:.6g} < eps = {float(eps):.6g} (observed {r.observed:.4g}); the a-priori recipe "
+               f"needs G={out['recipe_G']}, {out['recipe_tokens']} tokens ({info['token_ratio']:.1f}x more); "
+               f"{out['seconds']:.1f}s" + (f"\ncertificate written to {args.output}" if args.output else ""), info)
     return EXIT_OK

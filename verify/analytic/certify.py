@@ -13,12 +13,12 @@ from fractions import Fraction
 
 import numpy as np
 
-from .analytic import CellPlan, cell_bound, default_cells, plan_cell
-from .certify import CERTIFIED, REFUTED, UNKNOWN, certify
-from .linearize import affine_form
+from .closed_form import CellPlan, cell_bound, default_cells, plan_cell
+from ..search.certify import CERTIFIED, REFUTED, UNKNOWN, certify
+from ..enclose.linearize import affine_form
 from .map_cells import is_max_affine_grid, map_cells
 from .partition import partition_lemmas
-from .sampling import max_error_sampled
+from ..search.sampling import max_error_sampled
 from .smt import DEFAULT_TIMEOUT_MS, LemmaFailed, run_z3
 
 
@@ -134,8 +134,8 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
 
 def _near_ends(construction, cells):
     """Largest float error at points crowding each cell's ends, where sharp transitions sit."""
-    from .forward import forward_float
-    from .target import float_eval
+    from ..forward import forward_float
+    from ..enclose.target import float_eval
     pts = []
     for cell in cells:
         if len(cell) != 1:

@@ -17,7 +17,8 @@ from itertools import combinations
 import numpy as np
 from flint import arb, ctx, fmpq
 
-from .linearize import UnsupportedNetwork, frac_interval
+from ..enclose.linearize import UnsupportedNetwork, frac_interval
+from .mesh import MESH_CUT, exact_logits, mesh_cell_bound
 from .smt import GapLemma
 
 ACTIVE_CUT = Fraction(1)   # keys with a margin below this stay in the convex hull
@@ -112,12 +113,11 @@ class CellPlan:
     cell: tuple
     heads: list = field(default_factory=list)
     bound: Fraction | None = None
-    mesh: int | None = None   # set: bounded on a fixed mesh^D sub-mesh (verify.analytic_mesh)
+    mesh: int | None = None   # set: bounded on a fixed mesh^D sub-mesh (verify.analytic.mesh)
 
 
 def plan_cell(forms, cell, lemma_prefix: str, mesh: int | None = None) -> CellPlan:
     """Top keys, exact margins (as gap lemmas) and active sets for every head on one cell."""
-    from .analytic_mesh import MESH_CUT
     cut = ACTIVE_CUT if mesh is None else MESH_CUT
     qcell = [(_q(lo), _q(hi)) for lo, hi in cell]
     centre = [(lo + hi) / 2 for lo, hi in qcell]
@@ -125,7 +125,7 @@ def plan_cell(forms, cell, lemma_prefix: str, mesh: int | None = None) -> CellPl
     for o, per in enumerate(forms):
         for hn, h in enumerate(per):
             n = len(h.c)
-            c, G = _fq(h)
+            c, G = exact_logits(h)
             val = [c[j] + sum((gi * xi for gi, xi in zip(G[j], centre)), fmpq(0)) for j in range(n)]
             t = max(range(n), key=lambda j: (val[j], -j))
             claims, active = [], []
@@ -147,19 +147,6 @@ def _q(f: Fraction) -> fmpq:
 
 def _f(x: fmpq) -> Fraction:
     return Fraction(int(x.p), int(x.q))
-
-
-_FQ: dict = {}
-
-
-def _fq(h):
-    """The logits of an AffineHead as fmpq (cached per head object): c, G."""
-    key = id(h)
-    if key not in _FQ or _FQ[key][0] is not h:
-        if len(_FQ) > 4096:
-            _FQ.clear()
-        _FQ[key] = (h, [_q(v) for v in h.c], [[_q(v) for v in row] for row in h.G])
-    return _FQ[key][1], _FQ[key][2]
 
 
 def head_enclosure(h, hp: HeadPlan, cell):
@@ -197,12 +184,11 @@ def head_enclosure(h, hp: HeadPlan, cell):
 
 def cell_bound(forms, plan: CellPlan, targets) -> Fraction:
     """Proved rational upper bound of sup_C |N - f| (target enclosed by outward-rounded floats)."""
-    from .target import interval_eval
+    from ..enclose.target import interval_eval
     old = ctx.prec
     ctx.prec = PREC
     try:
         if plan.mesh is not None:
-            from .analytic_mesh import mesh_cell_bound
             return arb_up_rational(mesh_cell_bound(forms, plan, targets, plan.mesh))
         cell = plan.cell
         box = {f"x{i}": (frac_interval([lo])[0], frac_interval([hi])[1]) for i, (lo, hi) in enumerate(cell)}

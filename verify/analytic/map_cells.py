@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from fractions import Fraction
 
-from .linearize import UnsupportedNetwork
+from ..enclose.linearize import UnsupportedNetwork
 
 
 def _grid(construction):

@@ -21,6 +21,19 @@ def _q(f) -> fmpq:
     return f if isinstance(f, fmpq) else fmpq(f.numerator, f.denominator)
 
 
+_FQ: dict = {}
+
+
+def exact_logits(h):
+    """The logits of an AffineHead as fmpq (cached per head object): c, G."""
+    key = id(h)
+    if key not in _FQ or _FQ[key][0] is not h:
+        if len(_FQ) > 4096:
+            _FQ.clear()
+        _FQ[key] = (h, [_q(v) for v in h.c], [[_q(v) for v in row] for row in h.G])
+    return _FQ[key][1], _FQ[key][2]
+
+
 def sub_boxes(cell, mesh: int):
     """The mesh^D equal sub-boxes of the cell (exact fmpq), in C order."""
     axes = []
@@ -77,8 +90,7 @@ def head_enclosure_sub(cq, Gq, eq, Fq, top, active, margins, box):
 
 def mesh_cell_bound(forms, plan, targets, mesh: int):
     """An Arb upper bound of sup_cell |N - f|: the worst sub-box of the mesh."""
-    from .analytic import _fq
-    from .target import interval_eval
+    from ..enclose.target import interval_eval
     boxes = sub_boxes(plan.cell, mesh)
     D = len(plan.cell)
     lo = np.array([[float(b[d][0]) for d in range(D)] for b in boxes])
@@ -90,7 +102,7 @@ def mesh_cell_bound(forms, plan, targets, mesh: int):
     for hp in plan.heads:
         h = forms[hp.output][hp.head]
         if id(h) not in cache:
-            cq, Gq = _fq(h)
+            cq, Gq = exact_logits(h)
             cache[id(h)] = (cq, Gq, [_q(v) for v in h.e], [[_q(v) for v in row] for row in h.F])
     for o, tree in enumerate(targets):
         flo, fhi = interval_eval(tree, env, np)

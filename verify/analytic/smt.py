@@ -1,7 +1,7 @@
 """Logit-gap lemmas as canonical SMT-LIB2 text, and running them with z3.
 
 A gap lemma says: on a box cell, for every listed key j, logit_top(x) - logit_j(x) >= M_j,
-where logits are affine with exact rational coefficients (``verify.linearize``).  The
+where logits are affine with exact rational coefficients (``verify.enclose.linearize``).  The
 stored text is the *negation* (some x in the cell has some gap below its margin), which
 z3 must answer ``unsat``.  The text is canonical, so the checker can rebuild it from the
 exact weights with its own code and compare byte for byte.

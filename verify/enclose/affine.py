@@ -5,7 +5,7 @@ import numpy as np
 
 from . import interval as iv
 from .linearize import affine_form, frac_interval
-from .softmax_bounds import head_output_bounds, weight_bounds
+from .softmax import head_output_bounds, weight_bounds
 from .target import interval_eval
 
 

@@ -18,9 +18,9 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .bounds import AffineBounder, error_from_outputs
+from .affine import AffineBounder, error_from_outputs
 from .linearize import UnsupportedNetwork, affine_form, frac_interval
-from .softmax_bounds import _exp_down, _exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
+from .softmax import exp_down, exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
 
 
 def verify_structure(head, shape, main, copies):
@@ -166,7 +166,7 @@ class GridBounder:
         sl, sh = iv.add(cs, iv.mul(gs, (xl[:, None], xh[:, None]), xp), xp)
         l, u = weight_bounds(sl, sh, xp)
         with np.errstate(over="ignore"):
-            s_lo = sum_down(_exp_down(sl, xp), xp)  # Z_d(x) / e^{logit_d(k*)} >= s_lo on the box
+            s_lo = sum_down(exp_down(sl, xp), xp)  # Z_d(x) / e^{logit_d(k*)} >= s_lo on the box
         start = window_start(kstar, W, Gd)
         idx = start[:, None] + xp.arange(W)[None, :]
         lw = xp.take_along_axis(l, idx, axis=1)
@@ -239,7 +239,7 @@ class GridBounder:
                          iv.up(g1[None, :, d] - ga[0][ks[d]][:, None], xp))
                 acc = iv.add(acc, iv.mul(slope, (xl[:, d, None], xh[:, d, None]), xp), xp)
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                rho = iv.up(sum_up(_exp_up(acc[1], xp), xp) / xp.maximum(zlo, 0.0), xp)
+                rho = iv.up(sum_up(exp_up(acc[1], xp), xp) / xp.maximum(zlo, 0.0), xp)
             vacc = (xp.broadcast_to(e0[None, :], sl.shape), xp.broadcast_to(e1[None, :], sl.shape))
             for d in range(D):
                 vacc = iv.add(vacc, iv.mul((f0[None, :, d], f1[None, :, d]), (xl[:, d, None], xh[:, d, None]), xp), xp)

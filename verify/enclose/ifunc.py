@@ -1,6 +1,6 @@
 """Outward-rounded interval versions of the target functions beyond + - * exp.
 
-Same conventions as ``verify.interval``: pairs ``(lo, hi)`` of ``xp`` arrays, every
+Same conventions as ``verify.enclose.interval``: pairs ``(lo, hi)`` of ``xp`` arrays, every
 correctly rounded IEEE operation (+ - * / sqrt) is widened one ``nextafter`` step,
 and library functions (sin, cos, tanh, log) by ``LIB_ULPS`` steps, a margin the
 tests check against mpmath.  Domain errors (log of x <= 0, sqrt of x < 0, division

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import interval as iv
 from .linearize import frac_interval
-from .softmax_bounds import head_output_bounds, knapsack_upper, weight_bounds
+from .softmax import head_output_bounds, knapsack_upper, weight_bounds
 from .target import interval_eval
 
 

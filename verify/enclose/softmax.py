@@ -28,11 +28,13 @@ def sum_down(a, xp=np):
     return xp.minimum(s, np.finfo(np.float64).max)
 
 
-def _exp_up(x, xp):
+def exp_up(x, xp):
+    """exp rounded up by the validated library margin."""
     return iv.up_n(xp.exp(x), iv.EXP_ULPS, xp)
 
 
-def _exp_down(x, xp):
+def exp_down(x, xp):
+    """exp rounded down by the validated library margin, never below 0."""
     return xp.maximum(iv.down_n(xp.exp(x), iv.EXP_ULPS, xp), 0.0)
 
 

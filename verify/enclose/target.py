@@ -1,7 +1,7 @@
 """Vectorised evaluation of a target expression tree over many points or boxes.
 
 ``float_eval`` gives float64 estimates; ``interval_eval`` gives rigorous outward-
-rounded enclosures built from ``verify.interval`` (+ - * exp) and ``verify.ifunc``
+rounded enclosures built from ``verify.enclose.interval`` (+ - * exp) and ``verify.enclose.ifunc``
 (everything else).  ``xp`` is NumPy or CuPy; a NaN end means "no enclosure".
 """
 from __future__ import annotations

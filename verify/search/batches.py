@@ -11,6 +11,11 @@ import uuid
 
 import numpy as np
 
+from ..enclose.bounder import make_bounder
+from ..forward import float_weights
+from .paving import Domain
+from .sampling import observed_at_centres
+
 _PREPARED: dict = {}   # per process: job token -> (xp, domain, bounder, weights)
 
 
@@ -58,9 +63,6 @@ class Job:
         if self._prepared is None:
             hit = _PREPARED.get(self.token) if self._shared else None
             if hit is None:
-                from .certify import make_bounder
-                from .forward import float_weights
-                from .paving import Domain
                 xp = backend_module(self.backend)
                 c = self.construction
                 hit = (xp, Domain(c.domain, xp), make_bounder(c, xp), float_weights(c.network, xp), c)
@@ -91,7 +93,6 @@ def evaluate_batch(job: Job, I, K):
 
     I and K are host int64 arrays (N, D); results are host arrays, so they pickle.
     """
-    from .certify import _observed
     xp, domain, bounder, weights = job.prepared()
     n = I.shape[0]
     step = n if xp is not np else max(64, CPU_CHUNK_ELEMENTS // _keys(job.construction))
@@ -100,7 +101,7 @@ def evaluate_batch(job: Job, I, K):
         Id, Kd = xp.asarray(I[s:s + step]), xp.asarray(K[s:s + step])
         xl, xh = domain.enclose(Id, Kd)
         b, h = bounder.error_bounds(xl, xh)
-        o, xm = _observed(job.construction, weights, xl, xh, xp)
+        o, xm = observed_at_centres(job.construction, weights, xl, xh, xp)
         j = int(xp.argmax(o))
         top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
         bs.append(_host(b).astype(np.float64))

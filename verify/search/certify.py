@@ -16,23 +16,16 @@ from fractions import Fraction
 
 import numpy as np
 
-from . import interval as iv
-from .bounds import AffineBounder  # noqa: F401  (the general path, picked by grid_bounds)
-from .grid_bounds import pick_bounder
-from .forward import float_weights, forward_float
-from .paving import MAX_LEVEL, Domain, choose_dim, tree_string
-from .target import float_eval, interval_eval
+from constructions.exact import parse_rational
+
+from ..enclose import interval as iv
+from ..enclose.target import interval_eval
+from . import checkpoint as ckpt
+from .batches import Job, backend_name
+from .executors import run_units
+from .paving import MAX_LEVEL, Leaf, bisect_boxes, choose_dim, tree_string
 
 CERTIFIED, REFUTED, UNKNOWN = "CERTIFIED", "REFUTED", "UNKNOWN"
-
-
-@dataclass
-class Leaf:
-    path: str
-    i: tuple
-    k: tuple
-    bound: float
-    hints: tuple
 
 
 @dataclass
@@ -57,16 +50,6 @@ class CertifyResult:
         return self.status == CERTIFIED
 
 
-def make_bounder(construction, xp=np):
-    """The bounder for the network's shape: affine one-layer, else layered interval propagation."""
-    if dict(getattr(construction, "meta", ())).get("grid") is not None:
-        return pick_bounder(construction, xp)  # [MAP] grid: the claim is verified by the grid bounder
-    if getattr(construction.network, "is_plain", True):
-        return AffineBounder(construction, xp)
-    from .layered_bounds import LayeredBounder
-    return LayeredBounder(construction, xp)
-
-
 def point_error_lower(bounder, point, xp=np):
     """Proved lower bound of |N(x) - f(x)| at an exactly representable float point."""
     x = xp.asarray([point], dtype=xp.float64)
@@ -79,16 +62,6 @@ def point_error_lower(bounder, point, xp=np):
         if np.isfinite(lo):
             best = max(best, lo)
     return best
-
-
-def _observed(construction, weights, xl, xh, xp):
-    xm = 0.5 * (xl + xh)
-    y = forward_float(construction.network, xm, xp, weights)
-    X = {name: xm[:, i] for i, name in enumerate(construction.inputs)}
-    err = xp.zeros(xm.shape[0])
-    for o, tree in enumerate(construction.target):
-        err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, X, xp)))
-    return err, xm
 
 
 class CertifyInterrupted(KeyboardInterrupt):
@@ -109,10 +82,6 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     ``checkpoint`` a file of the finished leaves and pending boxes is written every
     ``checkpoint_every`` seconds and on Ctrl-C; ``resume`` continues from it.
     """
-    from constructions.exact import parse_rational
-    from . import checkpoint as ckpt
-    from .batches import Job, backend_name
-    from .executors import run_units
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
@@ -208,7 +177,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             if np.any(Kr[np.arange(len(rest)), dims] >= MAX_LEVEL):
                 status, reason = UNKNOWN, "boxes reached the finest dyadic level"
                 break
-            I, K, paths = _split(Ir, Kr, dims, [paths[n] for n in rest])
+            I, K, paths = bisect_boxes(Ir, Kr, dims, [paths[n] for n in rest])
     except KeyboardInterrupt:
         if checkpoint is None:
             raise
@@ -230,7 +199,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     leaves.sort(key=lambda l: l.path)
     terms = []
     if getattr(construction, "chain", ()):
-        from .chain import chain_terms
+        from ..enclose.chain import chain_terms
         terms = chain_terms(construction, bounder, domain, leaves, xp)
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
@@ -249,19 +218,3 @@ def _drop(checkpoint) -> None:
 
 def _inside(point, domain) -> bool:
     return all(a <= Fraction(v) <= b for v, (a, b) in zip(point, domain.exact))
-
-
-def _split(I, K, dims, paths):
-    n = len(paths)
-    rows = np.arange(n)
-    I2 = np.repeat(I, 2, axis=0)
-    K2 = np.repeat(K, 2, axis=0)
-    I2[2 * rows, dims] = 2 * I[rows, dims]
-    I2[2 * rows + 1, dims] = 2 * I[rows, dims] + 1
-    K2[2 * rows, dims] += 1
-    K2[2 * rows + 1, dims] += 1
-    new_paths = []
-    for p, d in zip(paths, dims):
-        new_paths.append(f"{p}{d}0")
-        new_paths.append(f"{p}{d}1")
-    return I2, K2, new_paths

@@ -15,6 +15,8 @@ import tempfile
 
 import numpy as np
 
+from .paving import Leaf
+
 FORMAT = "attncert/checkpoint-1"
 
 
@@ -79,7 +81,6 @@ def _hexf(s, what) -> float:
 
 def load(path, key, D: int) -> dict:
     """The state saved by ``save``; raises CheckpointError (one line) on any mismatch."""
-    from .certify import Leaf
     try:
         with open(path, "r", encoding="utf-8") as fh:
             doc = json.load(fh, parse_float=lambda t: _hexf(None, "number"))

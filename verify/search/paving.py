@@ -8,14 +8,25 @@ the midpoint, then the left and the right child", "L" = a leaf.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
 
-from . import interval as iv
-from .linearize import frac_interval
+from ..enclose import interval as iv
+from ..enclose.linearize import frac_interval
 
 MAX_LEVEL = 50  # i/2^k stays exact in float64
+
+
+@dataclass
+class Leaf:
+    """A finished box of the paving: its tree path, dyadic indices, proved bound and hints."""
+    path: str
+    i: tuple
+    k: tuple
+    bound: float
+    hints: tuple
 
 
 class Domain:
@@ -76,3 +87,20 @@ def tree_string(paths) -> str:
 
     walk(0, len(paths), 0)
     return "".join(out)
+
+
+def bisect_boxes(I, K, dims, paths):
+    """Bisect boxes (I, K) along ``dims``: both children of each, in order, with their tree paths."""
+    n = len(paths)
+    rows = np.arange(n)
+    I2 = np.repeat(I, 2, axis=0)
+    K2 = np.repeat(K, 2, axis=0)
+    I2[2 * rows, dims] = 2 * I[rows, dims]
+    I2[2 * rows + 1, dims] = 2 * I[rows, dims] + 1
+    K2[2 * rows, dims] += 1
+    K2[2 * rows + 1, dims] += 1
+    new_paths = []
+    for p, d in zip(paths, dims):
+        new_paths.append(f"{p}{d}0")
+        new_paths.append(f"{p}{d}1")
+    return I2, K2, new_paths

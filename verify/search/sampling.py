@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .forward import float_weights, forward_float
-from .target import float_eval
+from ..forward import float_weights, forward_float
+from ..enclose.target import float_eval
 
 
 def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None):
@@ -44,3 +44,14 @@ def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None
         if e > best:
             best, arg = e, [float(v) for v in X[j]]
     return best, arg, total
+
+
+def observed_at_centres(construction, weights, xl, xh, xp):
+    """Float error |N - f| at the centre of each box [xl, xh] (an estimate), and the centres."""
+    xm = 0.5 * (xl + xh)
+    y = forward_float(construction.network, xm, xp, weights)
+    X = {name: xm[:, i] for i, name in enumerate(construction.inputs)}
+    err = xp.zeros(xm.shape[0])
+    for o, tree in enumerate(construction.target):
+        err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, X, xp)))
+    return err, xm

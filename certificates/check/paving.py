@@ -1,0 +1,38 @@
+"""The checker's part for paving evidence: every leaf box of the bisection tree re-bounded."""
+from __future__ import annotations
+
+from flint import arb, fmpq
+
+from .core import BoxError, Invalid, rat
+
+
+def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False):
+    """Re-derive each box's bound with ``bound(box, hints)``; returns (stored max, checked max, lp terms).
+
+    With ``lp`` the boxes feed an L_p sum, so a box need not be below eps; its stored bound
+    (plus slack) enters the sum.  ``n_hints`` fixes the hint count per box when known.
+    """
+    stored_max = fmpq(0)
+    checked_max = arb(0)
+    lp_terms = []
+    for n, (box, b, h) in enumerate(zip(boxes, bounds, hints)):
+        stored = rat(b, f"bounds[{n}]")
+        if n_hints is not None and len(h) != n_hints:
+            raise Invalid(f"box {n}: wrong number of hints")
+        try:
+            proved = bound(box, h)
+        except BoxError as e:
+            raise Invalid(f"box {n}: {e}") from None
+        if lp:  # the sum uses stored + slack, which dominates the re-derived bound
+            lp_terms.append((box, stored + eps * fmpq(1, 2 ** 20)))
+        elif not proved < arb(eps):
+            raise Invalid(f"box {n} {[(str(a), str(c)) for a, c in box]}: re-derived bound "
+                          f"{float(proved.mid()):.6g} is not below eps")
+        # The stored bound is a claim too: it must not undercut what can be proved.
+        # Arb's ball radii carry 30 bits, so allow a slack far below anything that matters.
+        if arb(stored) < proved - arb(eps) * arb(2) ** -20:
+            raise Invalid(f"box {n}: stored bound {float(stored):.6g} is below the re-derived "
+                          f"bound {float(proved.mid()):.6g}")
+        stored_max = max(stored_max, stored)
+        checked_max = arb.max(checked_max, proved).upper()
+    return stored_max, checked_max, lp_terms

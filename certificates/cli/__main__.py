@@ -1,0 +1,6 @@
+"""``python -m certificates.cli ...``: the same as the ``attncert`` console script."""
+import sys
+
+from certificates.cli.main import main
+
+sys.exit(main())

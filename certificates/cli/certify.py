@@ -1,0 +1,139 @@
+"""``attncert certify NAME --eps EPS``: prove sup |network - target| < eps over the whole domain.
+
+``--method paving`` (box bisection, on CPU or GPU, local workers or Dask, with checkpoints)
+or ``analytic``/``auto`` (pieces with z3 gap lemmas).
+"""
+from __future__ import annotations
+
+import os
+
+from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, backend, construction_from_args, emit
+
+
+def _certify_scaled(args, c, eps, certify):
+    """certify() on the chosen device, executor and checkpoint (``--device/--workers/--scheduler/--resume``)."""
+    from verify.search.executors import open_executor
+    xp = backend("cupy") if args.device == "gpu" else None
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    ckpt = args.checkpoint or ((args.output + ".partial") if args.output else None)
+    if args.resume and ckpt is None:
+        raise UserError("--resume needs --checkpoint FILE or -o FILE (checkpoint FILE.partial)")
+    if args.resume and not os.path.exists(ckpt):
+        raise UserError(f"--resume: no checkpoint {ckpt}")
+    from verify.search.certify import CertifyInterrupted
+    from verify.search.checkpoint import CheckpointError
+    from verify.search.batches import device_batch
+    kw = {} if xp is None else {"xp": xp, "batch": device_batch(c)}
+    try:
+        with open_executor(args.workers, args.scheduler) as ex:
+            return certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
+                           progress=None if args.format == "text" else False, executor=ex,
+                           checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every, **kw)
+    except CertifyInterrupted as e:
+        raise UserError(f"interrupted; checkpoint written to {e.checkpoint} (continue with --resume)") from None
+    except CheckpointError as e:
+        raise UserError(str(e)) from None
+
+
+def cmd_certify(args) -> int:
+    from constructions.exact import ParameterError, parse_rational
+    from verify.search.certify import certify
+    try:
+        eps = parse_rational(args.eps)
+    except ParameterError as e:
+        raise UserError(f"--eps: {e}") from None
+    c = construction_from_args(args)
+    if args.float64:  # certify exactly the float64 weights that the exporters write
+        from constructions.float64 import to_float64
+        c = to_float64(c)
+    if eps <= 0:
+        raise UserError("--eps must be positive")
+    if getattr(args, "method", "paving") != "paving":
+        return _certify_pieces(args, c, eps)
+    res = _certify_scaled(args, c, eps, certify)
+    info = {"status": res.status, "construction": c.name, "eps": str(eps), "max_bound": res.max_bound,
+            "observed_error": res.observed, "witness": [str(v) for v in res.witness],
+            "boxes": res.boxes_evaluated, "seconds": round(res.seconds, 3), "reason": res.reason,
+            "apriori_bound": c.apriori_float()}
+    if res.status == "CERTIFIED":
+        from certificates.model import certificate_doc, save
+        if args.output:
+            save(certificate_doc(c, res), args.output)
+            info["certificate"] = args.output
+        text = (f"CERTIFIED: sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole domain "
+                f"({len(res.leaves)} boxes, {res.seconds:.2f}s); largest observed error {res.observed:.6g} "
+                f"(bound/observed {res.max_bound / res.observed if res.observed > 0 else float('inf'):.4f}); "
+                f"a-priori bound {c.apriori_float():.6g}" + (f"\ncertificate written to {args.output}" if args.output else ""))
+        emit(args, text, info)
+        return EXIT_OK
+    if res.status == "REFUTED":
+        info["witness_lower_bound"] = res.witness_lower
+        emit(args, f"REFUTED: at x = {[str(v) for v in res.witness]} the error is proved >= {res.witness_lower:.9g} "
+                   f"> eps = {float(eps):.6g}", info)
+        return EXIT_FAIL
+    emit(args, f"UNKNOWN: {res.reason}; best proved bound {res.max_bound:.6g}, largest observed error "
+               f"{res.observed:.6g}", info)
+    return EXIT_FAIL
+
+
+def _certify_pieces(args, c, eps) -> int:
+    """certify --method analytic|auto: pieces with z3 gap lemmas (verify.analytic.certify)."""
+    from verify.analytic.certify import certify_analytic
+    from verify.enclose.linearize import UnsupportedNetwork
+    if getattr(args, "mesh", None) is not None and not 1 <= args.mesh <= 256:
+        raise UserError("--mesh must be between 1 and 256")
+    try:
+        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=args.time_limit,
+                               mesh=getattr(args, "mesh", None))
+    except UnsupportedNetwork as e:
+        raise UserError(str(e)) from None
+    n_an = sum(p.method == "analytic" for p in res.pieces)
+    info = {"status": res.status, "construction": c.name, "eps": str(eps), "method": args.method,
+            "max_bound": res.max_bound, "observed_error": res.observed, "witness": [str(v) for v in res.witness],
+            "pieces": len(res.pieces), "analytic_pieces": n_an, "lemmas": res.lemma_count,
+            "z3_seconds": round(res.z3_seconds, 3), "boxes": res.boxes_evaluated,
+            "seconds": round(res.seconds, 3), "reason": res.reason, "apriori_bound": c.apriori_float()}
+    if res.status == "CERTIFIED":
+        from certificates.model import analytic_certificate_doc, save
+        if args.output:
+            save(analytic_certificate_doc(c, res), args.output)
+            info["certificate"] = args.output
+        emit(args, f"CERTIFIED ({args.method}): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
+                   f"on the whole domain ({len(res.pieces)} pieces, {n_an} analytic, {res.lemma_count} z3 lemmas in "
+                   f"{res.z3_seconds:.2f}s, {res.seconds:.2f}s); largest observed error {res.observed:.6g}"
+                   + (f"\ncertificate written to {args.output}" if args.output else ""), info)
+        return EXIT_OK
+    if res.status == "REFUTED":
+        info["witness_lower_bound"] = res.witness_lower
+        emit(args, f"REFUTED: at x = {[str(v) for v in res.witness]} the error is proved >= {res.witness_lower:.9g} "
+                   f"> eps = {float(eps):.6g}", info)
+        return EXIT_FAIL
+    emit(args, f"UNKNOWN: {res.reason}", info)
+    return EXIT_FAIL
+
+
+def add_command(sub) -> None:
+    sp = sub.add_parser("certify", help="prove sup error < eps over the whole domain")
+    sp.add_argument("name")
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    add_format(sp)
+    sp.set_defaults(fn=cmd_certify)
+    sp.add_argument("--eps", required=True)
+    sp.add_argument("-o", "--output")
+    sp.add_argument("--max-boxes", type=int, default=2_000_000)
+    sp.add_argument("--time-limit", type=float, default=None)
+    sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
+                    help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
+                         "auto: analytic where its closed form is below eps, paving elsewhere")
+    sp.add_argument("--mesh", type=int, default=None, metavar="K",
+                    help="analytic pieces: bound each cell on a fixed K^D sub-mesh (ratio-interval "
+                         "softmax bounds; default: 32/8/3 per axis for max-affine in 1/2/3-D, none otherwise)")
+    sp.add_argument("--float64", action="store_true",
+                    help="fold beta into W_Q and round every weight to float64 first (needed to export)")
+    sp.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: CuPy arrays")
+    sp.add_argument("--workers", type=int, default=1, help="local worker processes")
+    sp.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask distributed scheduler")
+    sp.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: OUTPUT.partial)")
+    sp.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS")
+    sp.add_argument("--resume", action="store_true", help="continue from the checkpoint")

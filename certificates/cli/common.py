@@ -1,0 +1,83 @@
+"""What the ``attncert`` commands share: exit codes, the one-line user error, and the
+helpers that read ``--set``/``--eps``/``--backend`` and print text or JSON.
+
+Exit codes: 0 the claim holds, 1 it does not hold (or a certificate is invalid),
+2 a tool or input error.  Kept light: nothing heavy is imported at module level.
+"""
+from __future__ import annotations
+
+import json
+
+EXIT_OK, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+
+class UserError(Exception):
+    """Bad input: reported as one line with exit code 2."""
+
+
+def add_format(sp) -> None:
+    """The ``--format text|json`` option that most commands take."""
+    sp.add_argument("--format", choices=["text", "json"], default="text")
+
+
+def sets(pairs) -> dict:
+    """``--set NAME=VALUE`` pairs as a dict of strings."""
+    out = {}
+    for item in pairs or ():
+        if "=" not in item:
+            raise UserError(f"--set expects NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def construction_from_args(args):
+    """The construction named by ``args.name`` with the ``--set`` parameters."""
+    import constructions
+    return constructions.build(args.name, **sets(args.set))
+
+
+def parse_eps(text):
+    """``--eps`` as a positive exact rational."""
+    from constructions.exact import ParameterError, parse_rational
+    try:
+        eps = parse_rational(text)
+    except ParameterError as e:
+        raise UserError(f"--eps: {e}") from None
+    if eps <= 0:
+        raise UserError("--eps must be positive")
+    return eps
+
+
+def backend(name):
+    """The array module for ``--backend``/``--device``: numpy, or cupy when a device answers."""
+    if name == "numpy":
+        import numpy
+        return numpy
+    if name == "cupy":
+        try:
+            import cupy
+            cupy.zeros(1) + 1
+        except Exception as e:  # no device, no driver, or no cupy
+            raise UserError(f"cupy backend unavailable: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+        return cupy
+    raise UserError(f"unknown backend {name!r}")
+
+
+def json_safe(obj):
+    """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
+    if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [json_safe(v) for v in obj]
+    return obj
+
+
+def emit(args, text: str, obj) -> None:
+    """Print ``text``, or ``obj`` as JSON with ``--format json``."""
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(json_safe(obj), indent=2, sort_keys=True, allow_nan=False))
+    else:
+        print(text)
