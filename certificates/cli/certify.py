@@ -7,16 +7,53 @@ from __future__ import annotations
 
 import os
 
-from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, backend, construction_from_args, emit
+import time
+
+from .common import (EXIT_FAIL, EXIT_OK, UserError, add_format, backend, construction_from_args, decimal_point,
+                     emit, positive_finite, writable_output)
 
 
-def _certify_scaled(args, c, eps, certify):
+def _validate(args) -> None:
+    """Flags that make no sense end here, before anything is built."""
+    if args.max_boxes < 1:
+        raise UserError(f"--max-boxes must be at least 1, got {args.max_boxes}")
+    positive_finite(args.time_limit, "--time-limit")
+    positive_finite(args.checkpoint_every, "--checkpoint-every")
+    if args.workers < 1:
+        raise UserError("--workers must be at least 1")
+    writable_output(args.output)
+    if args.checkpoint:
+        writable_output(args.checkpoint)
+
+
+def _remaining(args, t_start):
+    """--time-limit counts from the start of the command, building included."""
+    if args.time_limit is None:
+        return None
+    left = args.time_limit - (time.perf_counter() - t_start)
+    if left <= 0:
+        raise UserError(f"--time-limit {args.time_limit}s was spent building the construction")
+    return left
+
+
+def _confirm(c, res, analytic=False):
+    """The certificate document, or None with the checker's reason when it does not confirm."""
+    from certificates.confirm import NotConfirmed, confirmed_document
+    try:
+        return confirmed_document(c, res, analytic=analytic), None
+    except NotConfirmed as e:
+        return None, str(e)
+
+
+def _checkpoint_path(args):
+    return args.checkpoint or ((args.output + ".partial") if args.output else None)
+
+
+def _certify_scaled(args, c, eps, certify, time_limit):
     """certify() on the chosen device, executor and checkpoint (``--device/--workers/--scheduler/--resume``)."""
     from verify.search.executors import open_executor
     xp = backend("cupy") if args.device == "gpu" else None
-    if args.workers < 1:
-        raise UserError("--workers must be at least 1")
-    ckpt = args.checkpoint or ((args.output + ".partial") if args.output else None)
+    ckpt = _checkpoint_path(args) or ((args.output + ".partial") if args.output else None)
     if args.resume and ckpt is None:
         raise UserError("--resume needs --checkpoint FILE or -o FILE (checkpoint FILE.partial)")
     if args.resume and not os.path.exists(ckpt):
@@ -27,22 +64,34 @@ def _certify_scaled(args, c, eps, certify):
     kw = {} if xp is None else {"xp": xp, "batch": device_batch(c)}
     try:
         with open_executor(args.workers, args.scheduler) as ex:
-            return certify(c, eps, max_boxes=args.max_boxes, time_limit=args.time_limit,
+            return certify(c, eps, max_boxes=args.max_boxes, time_limit=time_limit,
                            progress=None if args.format == "text" else False, executor=ex,
-                           checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every, **kw)
+                           checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every,
+                           drop_checkpoint=False, **kw)
     except CertifyInterrupted as e:
         raise UserError(f"interrupted; checkpoint written to {e.checkpoint} (continue with --resume)") from None
     except CheckpointError as e:
         raise UserError(str(e)) from None
 
 
+def _drop(path) -> None:
+    """Remove the checkpoint once the job's answer is final (and its certificate safely written)."""
+    if path:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def cmd_certify(args) -> int:
     from constructions.exact import ParameterError, parse_rational
     from verify.search.certify import certify
+    t_start = time.perf_counter()
     try:
         eps = parse_rational(args.eps)
     except ParameterError as e:
         raise UserError(f"--eps: {e}") from None
+    _validate(args)
     c = construction_from_args(args)
     if args.float64:  # certify exactly the float64 weights that the exporters write
         from constructions.float64 import to_float64
@@ -50,26 +99,33 @@ def cmd_certify(args) -> int:
     if eps <= 0:
         raise UserError("--eps must be positive")
     if getattr(args, "method", "paving") != "paving":
-        return _certify_pieces(args, c, eps)
-    res = _certify_scaled(args, c, eps, certify)
+        return _certify_pieces(args, c, eps, _remaining(args, t_start))
+    res = _certify_scaled(args, c, eps, certify, _remaining(args, t_start))
+    doc = None
+    if res.status == "CERTIFIED":
+        doc, why = _confirm(c, res)
+        if doc is None:
+            res.status, res.reason = "UNKNOWN", why
     info = {"status": res.status, "construction": c.name, "eps": str(eps), "max_bound": res.max_bound,
             "observed_error": res.observed, "witness": [str(v) for v in res.witness],
             "boxes": res.boxes_evaluated, "seconds": round(res.seconds, 3), "reason": res.reason,
             "apriori_bound": c.apriori_float()}
     if res.status == "CERTIFIED":
-        from certificates.model import certificate_doc, save
+        from certificates.model import save
         if args.output:
-            save(certificate_doc(c, res), args.output)
+            save(doc, args.output)
             info["certificate"] = args.output
-        text = (f"CERTIFIED: sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole domain "
+        _drop(_checkpoint_path(args))
+        text = (f"CERTIFIED (confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole domain "
                 f"({len(res.leaves)} boxes, {res.seconds:.2f}s); largest observed error {res.observed:.6g} "
                 f"(bound/observed {res.max_bound / res.observed if res.observed > 0 else float('inf'):.4f}); "
                 f"a-priori bound {c.apriori_float():.6g}" + (f"\ncertificate written to {args.output}" if args.output else ""))
         emit(args, text, info)
         return EXIT_OK
     if res.status == "REFUTED":
+        _drop(_checkpoint_path(args))
         info["witness_lower_bound"] = res.witness_lower
-        emit(args, f"REFUTED: at x = {[str(v) for v in res.witness]} the error is proved >= {res.witness_lower:.9g} "
+        emit(args, f"REFUTED: at {decimal_point(res.witness)} the error is proved >= {res.witness_lower:.9g} "
                    f"> eps = {float(eps):.6g}", info)
         return EXIT_FAIL
     emit(args, f"UNKNOWN: {res.reason}; best proved bound {res.max_bound:.6g}, largest observed error "
@@ -77,17 +133,22 @@ def cmd_certify(args) -> int:
     return EXIT_FAIL
 
 
-def _certify_pieces(args, c, eps) -> int:
+def _certify_pieces(args, c, eps, time_limit) -> int:
     """certify --method analytic|auto: pieces with z3 gap lemmas (verify.analytic.certify)."""
     from verify.analytic.certify import certify_analytic
     from verify.enclose.linearize import UnsupportedNetwork
     if getattr(args, "mesh", None) is not None and not 1 <= args.mesh <= 256:
         raise UserError("--mesh must be between 1 and 256")
     try:
-        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=args.time_limit,
+        res = certify_analytic(c, eps, method=args.method, max_boxes=args.max_boxes, time_limit=time_limit,
                                mesh=getattr(args, "mesh", None))
     except UnsupportedNetwork as e:
         raise UserError(str(e)) from None
+    doc = None
+    if res.status == "CERTIFIED":
+        doc, why = _confirm(c, res, analytic=True)
+        if doc is None:
+            res.status, res.reason = "UNKNOWN", why
     n_an = sum(p.method == "analytic" for p in res.pieces)
     info = {"status": res.status, "construction": c.name, "eps": str(eps), "method": args.method,
             "max_bound": res.max_bound, "observed_error": res.observed, "witness": [str(v) for v in res.witness],
@@ -95,18 +156,18 @@ def _certify_pieces(args, c, eps) -> int:
             "z3_seconds": round(res.z3_seconds, 3), "boxes": res.boxes_evaluated,
             "seconds": round(res.seconds, 3), "reason": res.reason, "apriori_bound": c.apriori_float()}
     if res.status == "CERTIFIED":
-        from certificates.model import analytic_certificate_doc, save
+        from certificates.model import save
         if args.output:
-            save(analytic_certificate_doc(c, res), args.output)
+            save(doc, args.output)
             info["certificate"] = args.output
-        emit(args, f"CERTIFIED ({args.method}): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
+        emit(args, f"CERTIFIED ({args.method}, confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
                    f"on the whole domain ({len(res.pieces)} pieces, {n_an} analytic, {res.lemma_count} z3 lemmas in "
                    f"{res.z3_seconds:.2f}s, {res.seconds:.2f}s); largest observed error {res.observed:.6g}"
                    + (f"\ncertificate written to {args.output}" if args.output else ""), info)
         return EXIT_OK
     if res.status == "REFUTED":
         info["witness_lower_bound"] = res.witness_lower
-        emit(args, f"REFUTED: at x = {[str(v) for v in res.witness]} the error is proved >= {res.witness_lower:.9g} "
+        emit(args, f"REFUTED: at {decimal_point(res.witness)} the error is proved >= {res.witness_lower:.9g} "
                    f"> eps = {float(eps):.6g}", info)
         return EXIT_FAIL
     emit(args, f"UNKNOWN: {res.reason}", info)

@@ -64,6 +64,34 @@ def backend(name):
     raise UserError(f"unknown backend {name!r}")
 
 
+def positive_finite(value: float, flag: str) -> float:
+    """A flag that must be a finite positive number (no nan, no inf)."""
+    if value is not None and not (value > 0 and value != float("inf")):
+        raise UserError(f"{flag} must be a finite positive number, got {value!r}")
+    return value
+
+
+def writable_output(path) -> None:
+    """Refuse an output path that cannot be written, before any work starts."""
+    import os
+    if path is None:
+        return
+    if os.path.isdir(path):
+        raise UserError(f"output {path} is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise UserError(f"output folder {parent} is not writable")
+
+
+def decimal_point(point) -> str:
+    """An exact point in decimal, with its exact value after it: x = [0.25, -1.5] (exact 1/4, -3/2)."""
+    dec = ", ".join(f"{float(v):.10g}" for v in point)
+    exact = ", ".join(str(v) for v in point)
+    return f"x = [{dec}]" + ("" if dec == exact else f" (exact {exact})")
+
+
 def json_safe(obj):
     """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
     if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):

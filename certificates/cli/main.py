@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from .common import EXIT_ERROR, EXIT_OK, UserError
@@ -28,7 +29,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame):
+    """SIGTERM is handled like Ctrl-C: a running certify writes its checkpoint first."""
+    raise KeyboardInterrupt
+
+
 def main(argv=None) -> int:
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
+        try:
+            signal.signal(signal.SIGTERM, _terminate)
+        except ValueError:  # not the main thread: leave the default
+            pass
     try:
         args = parser().parse_args(argv)
     except SystemExit as e:  # argparse already printed one usage line

@@ -24,8 +24,13 @@ from . import checkpoint as ckpt
 from .batches import Job, backend_name
 from .executors import run_units
 from .paving import MAX_LEVEL, Leaf, bisect_boxes, choose_dim, tree_string
+from .progress import progress_bar
 
 CERTIFIED, REFUTED, UNKNOWN = "CERTIFIED", "REFUTED", "UNKNOWN"
+
+# A box is finished when its float bound is below eps * (1 - ACCEPT_MARGIN): room for the
+# independent checker, which re-derives the bound in other (Arb) arithmetic.
+ACCEPT_MARGIN = 2.0 ** -20
 
 
 @dataclass
@@ -74,19 +79,26 @@ class CertifyInterrupted(KeyboardInterrupt):
 
 def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float | None = None,
             xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
-            checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0) -> CertifyResult:
+            checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0,
+            drop_checkpoint: bool = True) -> CertifyResult:
     """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
 
     Each generation's boxes are cut into batches (work units) run on ``executor`` (any
     ``concurrent.futures.Executor``; None runs them here) and merged in box order.  With
     ``checkpoint`` a file of the finished leaves and pending boxes is written every
-    ``checkpoint_every`` seconds and on Ctrl-C; ``resume`` continues from it.
+    ``checkpoint_every`` seconds and on Ctrl-C; ``resume`` continues from it, re-bounding
+    every finished leaf it holds (a checkpoint is never trusted).  ``drop_checkpoint=False``
+    leaves the file for the caller to delete once the certificate is safely written.
+
+    A box is finished when its bound is below eps by a relative margin (ACCEPT_MARGIN), so
+    that the independent checker's own re-derivation, in other arithmetic, stays below eps.
     """
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
     t0 = time.perf_counter()
     eps_f = float(eps)
+    accept = eps_f * (1.0 - ACCEPT_MARGIN)
     job = Job(construction, backend_name(xp))
     _, domain, bounder, _ = job.prepared()
     if progress is None:
@@ -97,10 +109,15 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         if checkpoint is None:
             raise ValueError("resume needs a checkpoint file")
         st = ckpt.load(checkpoint, key, D)
-        I, K, paths, leaves = st["I"], st["K"], st["paths"], st["leaves"]
+        I, K, paths = st["I"], st["K"], st["paths"]
         evaluated, obs_best, obs_point = st["evaluated"], st["obs_best"], st["obs_point"]
         pending_max = st["pending_max"]
         t0 -= st["seconds"]
+        leaves, back = _rebound(job, st["leaves"], accept, batch, executor)
+        if back:  # leaves that no longer bound below eps are searched again
+            I = np.concatenate([I, np.array([l.i for l in back], dtype=np.int64).reshape(-1, D)])
+            K = np.concatenate([K, np.array([l.k for l in back], dtype=np.int64).reshape(-1, D)])
+            paths = list(paths) + [l.path for l in back]
     else:
         I = np.zeros((1, D), dtype=np.int64)
         K = np.zeros((1, D), dtype=np.int64)
@@ -121,6 +138,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                                     "leaves": leaves[:n_leaves]})
 
     base = (paths, len(leaves), evaluated, pending_max)
+    bar = progress_bar(progress, unit=" boxes", desc="certify")
     try:
         while len(paths):
             base = (paths, len(leaves), evaluated, pending_max)
@@ -140,13 +158,14 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                 lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point,
                                           job.prepared()[0])
                 if lower > eps_f and _inside(obs_point, domain):
-                    _drop(checkpoint)
+                    if drop_checkpoint:
+                        _drop(checkpoint)
                     return CertifyResult(REFUTED, eps, float(np.max(bounds)), obs_best,
                                          tuple(Fraction(v) for v in obs_point), lower,
                                          boxes_evaluated=evaluated + len(paths),
                                          seconds=time.perf_counter() - t0,
                                          reason=f"error at the witness is proved >= {lower!r} > eps")
-            good = bounds < eps_f
+            good = bounds < accept
             rest = np.flatnonzero(~good)
             new_pending_max = float(np.max(bounds[rest])) if len(rest) else pending_max
             over = None
@@ -162,10 +181,9 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             for n, i, k, bd, h in zip(gi.tolist(), I[gi].tolist(), K[gi].tolist(), bounds[gi].tolist(),
                                       hints[gi].tolist()):
                 leaves.append(Leaf(paths[n], tuple(i), tuple(k), bd, tuple(h)))
-            if progress:
-                print(f"\r  boxes {evaluated}, leaves {len(leaves)}, open {len(rest)}, "
-                      f"worst open {np.max(bounds[rest]) if len(rest) else 0:.3g}   ",
-                      end="", file=sys.stderr, flush=True)
+            bar.update(len(paths))
+            bar.set_postfix(leaves=len(leaves), open=len(rest),
+                            worst_open=f"{np.max(bounds[rest]) if len(rest) else 0:.3g}", refresh=False)
             if not len(rest):
                 break
             pending_max = new_pending_max
@@ -179,23 +197,25 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                 break
             I, K, paths = bisect_boxes(Ir, Kr, dims, [paths[n] for n in rest])
     except KeyboardInterrupt:
+        bar.close()
         if checkpoint is None:
             raise
         snapshot(base)   # leaves and pending boxes as of the start of this generation
         raise CertifyInterrupted(checkpoint) from None
     except Exception:
+        bar.close()
         if checkpoint is not None:   # e.g. a worker process was killed: keep what is finished
             snapshot(base)
         raise
-    if progress:
-        print(file=sys.stderr)
+    bar.close()
     seconds = time.perf_counter() - t0
     witness = tuple(Fraction(v) for v in obs_point)
     if status != CERTIFIED:
         worst = max(pending_max, max((l.bound for l in leaves), default=0.0))
         return CertifyResult(status, eps, worst, obs_best, witness, None,
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason)
-    _drop(checkpoint)
+    if drop_checkpoint:
+        _drop(checkpoint)
     leaves.sort(key=lambda l: l.path)
     terms = []
     if getattr(construction, "chain", ()):
@@ -205,6 +225,25 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
                          boxes_evaluated=evaluated, seconds=seconds, terms=terms,
                          evidence=dict(getattr(bounder, "evidence", {})))
+
+
+def _rebound(job, loaded, accept, batch, executor):
+    """Bound a checkpoint's finished leaves again: (leaves that hold, leaves to search again)."""
+    if not loaded:
+        return [], []
+    I = np.array([l.i for l in loaded], dtype=np.int64)
+    K = np.array([l.k for l in loaded], dtype=np.int64)
+    units = [(I[s:s + batch], K[s:s + batch]) for s in range(0, len(loaded), batch)]
+    results = run_units(job, units, executor)
+    bounds = np.concatenate([r[0] for r in results])
+    hints = np.concatenate([r[1] for r in results])
+    keep, back = [], []
+    for n, l in enumerate(loaded):
+        if bounds[n] < accept:
+            keep.append(Leaf(l.path, l.i, l.k, float(bounds[n]), tuple(int(v) for v in hints[n])))
+        else:
+            back.append(l)
+    return keep, back
 
 
 def _drop(checkpoint) -> None:

@@ -4,7 +4,9 @@ Written atomically (temporary file, then rename) at the start of a generation, s
 resumed run replays exactly the generations a single run would have, and the final
 certificate is identical.  Floats are stored as ``float.hex`` strings (exact); boxes
 as bisection paths (their dyadic indices follow from the path).  Loading parses JSON
-only and checks that the checkpoint belongs to the same job.
+only (duplicate keys refused), checks the file's own SHA-256 and that it belongs to the
+same job: weights, target, domain, eps, method and library versions.  Its leaves are
+never trusted: ``certify`` re-bounds every one of them on resume.
 """
 from __future__ import annotations
 
@@ -15,20 +17,46 @@ import tempfile
 
 import numpy as np
 
-from .paving import Leaf
+from .paving import MAX_LEVEL, Leaf
 
-FORMAT = "attncert/checkpoint-1"
+FORMAT = "attncert/checkpoint-2"
+MAX_BYTES = 1 << 30   # a checkpoint of 10^7 leaves is about 500 MB
 
 
 class CheckpointError(ValueError):
     """The checkpoint is unreadable, malformed, or belongs to another job."""
 
 
-def job_key(construction, eps) -> str:
-    """Identity of a job: exact weights, target, domain and eps."""
+def _versions() -> list:
+    from importlib import metadata
+    out = []
+    for dist in ("attncert", "numpy"):
+        try:
+            out.append(metadata.version(dist))
+        except metadata.PackageNotFoundError:
+            out.append(None)
+    return out
+
+
+def job_key(construction, eps, method: str = "paving") -> str:
+    """Identity of a job: exact weights, target, domain, eps, method and library versions."""
     ident = json.dumps([construction.network.weights_hash(), repr(construction.target),
-                        [[str(a), str(b)] for a, b in construction.domain], str(eps)])
+                        [[str(a), str(b)] for a, b in construction.domain], str(eps), method, _versions()])
     return hashlib.sha256(ident.encode()).hexdigest()
+
+
+def _content_hash(doc) -> str:
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _no_duplicates(pairs):
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise CheckpointError(f"duplicate key {k!r}")
+        out[k] = v
+    return out
 
 
 def path_indices(path: str, D: int):
@@ -53,6 +81,7 @@ def save(path, key, state) -> None:
         "pending": list(state["paths"]),
         "leaves": [[l.path, float(l.bound).hex(), list(l.hints)] for l in state["leaves"]],
     }
+    doc["sha256"] = _content_hash(doc)
     path = os.fspath(path)
     fd, tmp = tempfile.mkstemp(prefix=".attncert-ckpt-", suffix=".tmp",
                                dir=os.path.dirname(os.path.abspath(path)))
@@ -81,19 +110,41 @@ def _hexf(s, what) -> float:
 
 def load(path, key, D: int) -> dict:
     """The state saved by ``save``; raises CheckpointError (one line) on any mismatch."""
+    import stat
     try:
-        with open(path, "r", encoding="utf-8") as fh:
-            doc = json.load(fh, parse_float=lambda t: _hexf(None, "number"))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:
         raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CheckpointError(f"checkpoint {path} is not a regular file")
+        if st.st_size > MAX_BYTES:
+            raise CheckpointError(f"checkpoint {path} is larger than {MAX_BYTES} bytes")
+        with os.fdopen(fd, "r", encoding="utf-8") as fh:
+            fd = None
+            doc = json.loads(fh.read(MAX_BYTES + 1), parse_float=lambda t: _hexf(None, "number"),
+                             parse_constant=lambda t: _hexf(None, "number"), object_pairs_hook=_no_duplicates)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"checkpoint {path} is not valid JSON (truncated?)") from None
+    except CheckpointError as e:
+        if "duplicate key" in str(e):
+            raise CheckpointError(f"checkpoint {path}: {e}") from None
+        raise
+    finally:
+        if fd is not None:
+            os.close(fd)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an attncert checkpoint")
+        raise CheckpointError(f"{path} is not an attncert checkpoint of this version")
+    if doc.get("sha256") != _content_hash(doc):
+        raise CheckpointError(f"checkpoint {path} was changed after it was written (sha256 mismatch)")
     if doc.get("job") != key:
         raise CheckpointError(f"checkpoint {path} belongs to another job (construction, target, domain or eps differ)")
-    ok_path = lambda p: type(p) is str and len(p) % 2 == 0 and all(
-        p[t].isdigit() and int(p[t]) < D and p[t + 1] in "01" for t in range(0, len(p), 2))
+    ok_path = lambda p: type(p) is str and len(p) % 2 == 0 and len(p) <= 2 * D * MAX_LEVEL and all(
+        p[t].isdigit() and int(p[t]) < D and p[t + 1] in "01" for t in range(0, len(p), 2)) and all(
+        p[0::2].count(str(d)) <= MAX_LEVEL for d in range(D))
     pending = doc.get("pending")
     leaves_in = doc.get("leaves")
     if type(pending) is not list or type(leaves_in) is not list or not all(ok_path(p) for p in pending):
