@@ -25,6 +25,7 @@ from .batches import Job, backend_name
 from .executors import run_units
 from .paving import MAX_LEVEL, Leaf, bisect_boxes, choose_dim, tree_string
 from .progress import progress_bar
+from .sampling import observed_at_corners
 
 CERTIFIED, REFUTED, UNKNOWN = "CERTIFIED", "REFUTED", "UNKNOWN"
 
@@ -216,6 +217,9 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason)
     if drop_checkpoint:
         _drop(checkpoint)
+    corner_err, corner = observed_at_corners(construction, job.prepared()[3], domain.exact, leaves, xp)
+    if corner_err > obs_best:
+        obs_best, witness = corner_err, tuple(Fraction(v) for v in corner)
     leaves.sort(key=lambda l: l.path)
     terms = []
     if getattr(construction, "chain", ()):

@@ -1,6 +1,9 @@
 """Dense float sampling of the error on any backend ``xp`` (an estimate, never a proof)."""
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from ..forward import float_weights, forward_float
@@ -55,3 +58,51 @@ def observed_at_centres(construction, weights, xl, xh, xp):
     for o, tree in enumerate(construction.target):
         err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, X, xp)))
     return err, xm
+
+
+def _inside_floats(a: Fraction, b: Fraction):
+    """The smallest float >= a and the largest float <= b: the float points of [a, b]."""
+    lo, hi = float(a), float(b)
+    if Fraction(lo) < a:
+        lo = math.nextafter(lo, math.inf)
+    if Fraction(hi) > b:
+        hi = math.nextafter(hi, -math.inf)
+    return lo, hi
+
+
+def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points: int = 1 << 21,
+                        chunk: int = 1 << 15):
+    """Largest float error |N - f| at the corners of the leaves (the domain's corners among them).
+
+    The search samples box centres; an error peak on the domain's boundary (a kink, an end)
+    sits at a corner.  Over ``max_points`` corners, the leaves with the largest bounds go
+    first.  Returns (error, point) with the point inside the exact domain, or (-1, None).
+    """
+    if not leaves:
+        return -1.0, None
+    D = len(domain)
+    n = max(1, min(len(leaves), max_points >> D))
+    chosen = sorted(leaves, key=lambda l: -l.bound)[:n]
+    I = np.array([l.i for l in chosen], dtype=np.float64)
+    K = np.array([l.k for l in chosen], dtype=np.int64)
+    ends = [_inside_floats(Fraction(a), Fraction(b)) for a, b in domain]
+    cols = []
+    for d, (a, b) in enumerate(domain):
+        lo, hi = ends[d]
+        width = float(Fraction(b) - Fraction(a))
+        t0, t1 = np.ldexp(I[:, d], -K[:, d]), np.ldexp(I[:, d] + 1, -K[:, d])
+        cols.append((np.clip(float(a) + width * t0, lo, hi), np.clip(float(a) + width * t1, lo, hi)))
+    pts = np.concatenate([np.stack([cols[d][(c >> d) & 1] for d in range(D)], axis=1) for c in range(1 << D)])
+    pts = np.unique(pts, axis=0)
+    best, arg = -1.0, None
+    for s in range(0, len(pts), chunk):
+        X = xp.asarray(pts[s:s + chunk])
+        y = forward_float(construction.network, X, xp, weights)
+        vals = {name: X[:, i] for i, name in enumerate(construction.inputs)}
+        err = xp.zeros(X.shape[0])
+        for o, tree in enumerate(construction.target):
+            err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, vals, xp)))
+        j = int(xp.argmax(err))
+        if float(err[j]) > best:
+            best, arg = float(err[j]), [float(v) for v in pts[s + j]]
+    return best, arg
