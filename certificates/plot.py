@@ -16,22 +16,7 @@ import numpy as np
 
 
 class PlotError(ValueError):
-    """The certificate cannot be drawn (e.g. a 3-D domain): an input error."""
-
-
-def network_from_json(net: dict):
-    """The exact ``Network`` stored in a certificate (strings parsed as exact rationals)."""
-    from constructions.network import Embedding, Head, Layer, Network, mat
-    m = lambda rows: mat([[Fraction(v) for v in r] for r in rows])
-    emb = net["embedding"]
-    layers = tuple(Layer(heads=tuple(Head(wq=m(h["wq"]), wk=m(h["wk"]), wv=m(h["wv"]), wo=m(h["wo"]),
-                                          beta=Fraction(h["beta"]),
-                                          bias=None if h["bias"] is None else m(h["bias"]))
-                                     for h in L["heads"]),
-                         query_rows=tuple(L["query_rows"]), key_rows=tuple(L["key_rows"]))
-                   for L in net["layers"])
-    return Network(embedding=Embedding(const=m(emb["const"]), linear=tuple(m(E) for E in emb["linear"])),
-                   layers=layers, readout=tuple(tuple(rc) for rc in net["readout"]))
+    """The certificate cannot be drawn (e.g. malformed evidence): an input error."""
 
 
 @dataclass
@@ -45,28 +30,49 @@ class Boxes:
     witness: list
 
 
+def _exact(s) -> Fraction:
+    from constructions.exact import parse_rational
+    return parse_rational(s)
+
+
 def paving(doc) -> Boxes:
-    """Decode the certificate's bisection tree into boxes with their proved bounds."""
+    """Decode the certificate's evidence (a bisection tree, or pieces) into boxes with their proved bounds."""
     from .check.core import leaves as tree_leaves
-    domain = [(Fraction(a), Fraction(b)) for a, b in doc["domain"]]
-    leaves = tree_leaves(doc["evidence"]["tree"], domain, len(domain))
-    bounds = np.array([float(Fraction(b)) for b in doc["evidence"]["bounds"]])
-    if len(bounds) != len(leaves):
-        raise PlotError("the evidence lists a different number of bounds than boxes")
+    domain = [(_exact(a), _exact(b)) for a, b in doc["domain"]]
+    ev = doc["evidence"]
+    if ev["method"] == "paving":
+        parts = [(domain, ev["tree"], ev["bounds"])]
+        leaves, bounds = [], []
+    else:   # analytic pieces are one box each; paving pieces carry their own tree
+        parts = [([(_exact(a), _exact(b)) for a, b in p["cell"]], p["tree"], p["bounds"])
+                 for p in ev["pieces"] if p["method"] != "analytic"]
+        cells = [p for p in ev["pieces"] if p["method"] == "analytic"]
+        leaves = [tuple((_exact(a), _exact(b)) for a, b in p["cell"]) for p in cells]
+        bounds = [float(_exact(p["bound"])) for p in cells]
+    for root, tree, stored in parts:
+        boxes = tree_leaves(tree, root, len(domain))
+        if len(stored) != len(boxes):
+            raise PlotError("the evidence lists a different number of bounds than boxes")
+        leaves += boxes
+        bounds += [float(_exact(b)) for b in stored]
+    bounds = np.array(bounds)
+    if len(doc["result"]["witness"]) != len(domain):
+        raise PlotError("the witness has another dimension than the domain")
     lo = np.array([[float(a) for a, _ in box] for box in leaves])
     hi = np.array([[float(b) for _, b in box] for box in leaves])
-    return Boxes(lo, hi, bounds, float(Fraction(doc["eps"])), [(float(a), float(b)) for a, b in domain],
-                 [float(Fraction(v)) for v in doc["result"]["witness"]])
+    return Boxes(lo, hi, bounds, float(_exact(doc["eps"])), [(float(a), float(b)) for a, b in domain],
+                 [float(_exact(v)) for v in doc["result"]["witness"]])
 
 
 def curves_1d(doc, points: int = 4001) -> dict:
     """Dense float64 target, network and error |N - f| (max over outputs) on a 1-D domain."""
     from constructions.expr import from_json
+    from constructions.network import Network
     from verify.forward import forward_float
     from verify.enclose.target import float_eval
     (a, b), = [(float(Fraction(x)), float(Fraction(y))) for x, y in doc["domain"]]
     xs = np.linspace(a, b, points)
-    net = network_from_json(doc["construction"]["network"])
+    net = Network.from_json(doc["construction"]["network"])
     y = forward_float(net, xs[:, None], np)
     f = np.stack([float_eval(from_json(t), {"x0": xs}, np) for t in doc["target"]], axis=1)
     return {"x": xs, "network": y, "target": f, "error": np.max(np.abs(y - f), axis=1)}
@@ -114,7 +120,8 @@ def plot_certificate(doc, out, *, points: int = 4001, dpi: int = 100) -> str:
     if D == 2:
         _plot_2d(doc, out, dpi)
         return "2d"
-    raise PlotError(f"can draw 1-D and 2-D domains, this certificate has {D} inputs")
+    _plot_nd(doc, out, dpi)
+    return "nd"
 
 
 def _plot_1d(doc, out, points, dpi) -> None:
@@ -169,6 +176,37 @@ def _plot_2d(doc, out, dpi) -> None:
     fig.colorbar(pc, ax=ax, label=f"proved bound on the box (eps = {doc['eps']})")
     ax.set_title(f"{_title(doc)}: {len(B.bounds)} boxes, max bound "
                  f"{float(Fraction(doc['result']['max_bound'])):.4g} < eps", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)
+
+
+def _plot_nd(doc, out, dpi) -> None:
+    """D >= 3: per input, the proved bound of every box against the box's centre in that input."""
+    plt = pyplot()
+    B = paving(doc)
+    D = B.lo.shape[1]
+    cols = min(D, 3)
+    rows = -(-D // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), dpi=dpi, squeeze=False, sharey=True)
+    centres = 0.5 * (B.lo + B.hi)
+    for d in range(rows * cols):
+        ax = axes[d // cols][d % cols]
+        if d >= D:
+            ax.axis("off")
+            continue
+        ax.scatter(centres[:, d], B.bounds, s=2, color="tab:orange", label="proved bound of a box")
+        ax.axhline(B.eps, color="tab:red", ls="--", lw=1.0, label=f"eps = {doc['eps']}")
+        ax.plot(B.witness[d], float(_exact(doc["result"]["observed_error"])), "kx", ms=6,
+                label="largest observed error")
+        ax.set_xlabel(f"x{d} (box centre)")
+        ax.set_xlim(*B.domain[d])
+        ax.set_ylim(0, B.eps * 1.15)
+        if d % cols == 0:
+            ax.set_ylabel("error bound")
+    axes[0][0].legend(loc="lower right", fontsize=7, frameon=False)
+    fig.suptitle(f"{_title(doc)}: {len(B.bounds)} boxes, max bound "
+                 f"{float(_exact(doc['result']['max_bound'])):.4g} < eps", fontsize=9)
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)

@@ -120,6 +120,32 @@ class Network:
                                      for b, w in self.readout_linear]
         return doc
 
+    @classmethod
+    def from_json(cls, obj) -> "Network":
+        """The inverse of ``to_json``: every number parsed as an exact rational, nothing evaluated.
+
+        Raises ValueError (ParameterError) or KeyError/TypeError on a malformed document."""
+        from .exact import parse_rational
+
+        def m(rows):
+            return mat([[parse_rational(v) for v in row] for row in rows])
+        emb = obj["embedding"]
+        layers = []
+        for layer in obj["layers"]:
+            heads = tuple(Head(wq=m(h["wq"]), wk=m(h["wk"]), wv=m(h["wv"]), wo=m(h["wo"]),
+                               beta=parse_rational(h["beta"]), bias=None if h["bias"] is None else m(h["bias"]))
+                          for h in layer["heads"])
+            post = None if "post" not in layer else (m(layer["post"]["W"]), m(layer["post"]["B"]))
+            layers.append(Layer(heads=heads, query_rows=tuple(layer["query_rows"]),
+                                key_rows=tuple(layer["key_rows"]), post=post))
+        readout_linear = None
+        if "readout_linear" in obj:
+            readout_linear = tuple((parse_rational(o["bias"]), tuple(parse_rational(v) for v in o["weights"]))
+                                   for o in obj["readout_linear"])
+        return cls(embedding=Embedding(const=m(emb["const"]), linear=tuple(m(e) for e in emb["linear"])),
+                   layers=tuple(layers), readout=tuple(tuple(rc) for rc in obj["readout"]),
+                   final_softmax=bool(obj.get("final_softmax", False)), readout_linear=readout_linear)
+
     @property
     def is_plain(self) -> bool:
         """One layer, no post map, no final softmax, entry readout: the affine certifier's shape."""

@@ -97,3 +97,14 @@ def test_plot_refuses_invalid_and_bad_input(ramp9_doc, tmp_path, capsys):
     doc3["domain"] = [["0", "1"]] * 3
     with pytest.raises(PlotError):
         plot_certificate(doc3, tmp_path / "y.png")
+
+
+def test_every_library_certificate_plots(tmp_path, capsys):
+    """1-D, 2-D and the D >= 3 panel view, layered networks and piecewise evidence included."""
+    import pathlib
+    lib = sorted((pathlib.Path(__file__).resolve().parent.parent / "certificates" / "library").glob("*.json"))
+    assert len(lib) >= 11
+    for path in lib:
+        out = tmp_path / (path.stem + ".png")
+        assert main(["plot", str(path), "-o", str(out)]) == 0, (path.name, capsys.readouterr().err)
+        assert out.stat().st_size > 5000 and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -114,21 +114,3 @@ def spec_audit(name: str, params: dict, network, timeout_ms: int = 10_000) -> Sp
             rep.failures.append(f"{e} -- {lm.statement}" + (f"; {why}" if why else ""))
     rep.seconds = time.perf_counter() - t0
     return rep
-
-
-def network_from_json(obj):
-    """A Network from its exact JSON form ("p/q" strings only; nothing is evaluated)."""
-    from constructions.exact import parse_rational
-    from constructions.network import Embedding, Head, Layer, Network, mat
-
-    def m(x):
-        return mat([[parse_rational(v) for v in row] for row in x])
-    emb = obj["embedding"]
-    layers = []
-    for layer in obj["layers"]:
-        heads = tuple(Head(wq=m(h["wq"]), wk=m(h["wk"]), wv=m(h["wv"]), wo=m(h["wo"]),
-                           beta=parse_rational(h["beta"]), bias=None if h["bias"] is None else m(h["bias"]))
-                      for h in layer["heads"])
-        layers.append(Layer(heads=heads, query_rows=tuple(layer["query_rows"]), key_rows=tuple(layer["key_rows"])))
-    return Network(embedding=Embedding(const=m(emb["const"]), linear=tuple(m(e) for e in emb["linear"])),
-                   layers=tuple(layers), readout=tuple(tuple(rc) for rc in obj["readout"]))

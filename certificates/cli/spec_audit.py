@@ -12,7 +12,8 @@ from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, construction_from
 def cmd_spec_audit(args) -> int:
     import os
 
-    from verify.spec_audit import network_from_json, spec_audit
+    from constructions.network import Network
+    from verify.spec_audit import spec_audit
     if os.path.isfile(args.name) or args.name.endswith(".json"):
         from certificates.model import CertificateError, load
         from constructions import REGISTRY
@@ -24,7 +25,7 @@ def cmd_spec_audit(args) -> int:
             if name not in REGISTRY:
                 raise UserError(f"{args.name}: unknown construction {name!r}")
             params = resolve_params(REGISTRY[name], cons["params"])
-            network = network_from_json(cons["network"])
+            network = Network.from_json(cons["network"])
         except CertificateError as e:
             raise UserError(f"{args.name}: {e}") from None
         except (KeyError, TypeError) as e:
