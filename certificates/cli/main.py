@@ -18,11 +18,21 @@ from .common import EXIT_ERROR, EXIT_OK, UserError
 # light (heavy work is imported inside the command function).
 COMMAND_MODULES: tuple = tuple(f"certificates.cli.{m}" for m in (
     "list", "build", "eval", "certify", "check", "demo",
-    "audit", "plot", "spec_audit", "export", "tune", "certify_lp"))
+    "audit", "plot", "spec_audit", "export", "tune", "certify_lp", "info"))
+
+
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("attncert")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="attncert", description="Certified softmax-attention constructions.")
+    p = argparse.ArgumentParser(prog="attncert", description="Certified softmax-attention constructions.",
+                                epilog="example: attncert demo    (build, certify and check a ramp in a few seconds)")
+    p.add_argument("--version", action="version", version=f"attncert {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
     for mod in COMMAND_MODULES:
         importlib.import_module(mod).add_command(sub)
