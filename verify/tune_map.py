@@ -12,8 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from .search.certify import certify
-from .forward import forward_float
-from .enclose.target import float_eval
+from .search.sampling import errors_at
 
 KAPPAS = ("1", "3/2", "2", "5/2", "3", "4", "6")
 
@@ -27,9 +26,7 @@ def sampled_sup(c, n=20000, seed=0):
     corners = np.array([[lo[d] if (k >> d) & 1 == 0 else hi[d] for d in range(len(lo))]
                         for k in range(2 ** len(lo))])
     X = np.concatenate([X, corners])
-    Y = forward_float(c.network, X)
-    env = {f"x{d}": X[:, d] for d in range(X.shape[1])}
-    return max(float(np.max(np.abs(Y[:, o] - float_eval(t, env, np)))) for o, t in enumerate(c.target))
+    return float(np.max(errors_at(c, X)))
 
 
 def recipe_tokens(name, params, eps):

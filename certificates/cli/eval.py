@@ -33,7 +33,7 @@ def cmd_eval(args) -> int:
     else:
         xp = backend(args.backend)
         from verify.search.sampling import max_error_sampled
-        best_f, arg_f, npts = max_error_sampled(c, args.points, xp)
+        best_f, arg_f, npts = max_error_sampled(c, args.points, xp, progress=None if args.format == "text" else False)
     secs = time.perf_counter() - t0
     emit(args, f"max sampled error {best_f:.6g} at x = {arg_f} ({npts} points, {args.backend}, {secs:.2f}s); "
                f"a-priori bound {c.apriori_float():.6g}",

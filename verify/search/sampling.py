@@ -8,9 +8,35 @@ import numpy as np
 
 from ..forward import float_weights, forward_float
 from ..enclose.target import float_eval
+from .progress import progress_bar
 
 
-def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None):
+def points_per_chunk(network, xp=np) -> int:
+    """Points per forward pass so that each (point, token, width) array stays about 16 MB (256 MB on a GPU):
+    the forward pass holds a few such arrays, so memory stays far below 1 GB at any size."""
+    gpu = getattr(xp, "__name__", "") == "cupy"
+    width = max([len(network.embedding.const[0])] + [len(layer.key_rows) for layer in network.layers])
+    per_point = max(1, network.n_tokens * width)
+    return int(max(16, min(1 << (20 if gpu else 16), (1 << (25 if gpu else 21)) // per_point)))
+
+
+def errors_at(construction, X, xp=np, weights=None):
+    """Float error max_o |N_o(x) - f_o(x)| at each row of X, chunk by chunk (an estimate)."""
+    w = weights or float_weights(construction.network, xp)
+    step = points_per_chunk(construction.network, xp)
+    out = []
+    for s in range(0, X.shape[0], step):
+        Xc = xp.asarray(X[s:s + step], dtype=xp.float64)
+        y = forward_float(construction.network, Xc, xp, w)
+        vals = {name: Xc[:, i] for i, name in enumerate(construction.inputs)}
+        err = xp.zeros(Xc.shape[0])
+        for o, tree in enumerate(construction.target):
+            err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, vals, xp)))
+        out.append(err)
+    return xp.concatenate(out) if out else xp.zeros(0)
+
+
+def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None, progress=False):
     """Largest |N - f| over a regular grid of about ``points`` points; returns (err, x, n).
 
     Grid points are generated chunk by chunk on the backend itself (as np.linspace
@@ -19,16 +45,16 @@ def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None
     """
     D = len(construction.domain)
     per = max(2, int(round(points ** (1.0 / D))))
-    if chunk is None:   # points per chunk: a bounded number of (point, key) pairs in memory
-        keys = max(len(layer.key_rows) for layer in construction.network.layers)
-        gpu = getattr(xp, "__name__", "") == "cupy"
-        chunk = max(256, min(1 << (20 if gpu else 16), (1 << (27 if gpu else 24)) // max(keys, 1)))
+    if chunk is None:
+        chunk = points_per_chunk(construction.network, xp)
     ends = [(float(a), float(b)) for a, b in construction.domain]
     steps = [(b - a) / (per - 1) for a, b in ends]
     total = per ** D
     w = float_weights(construction.network, xp)
     best, arg = -1.0, None
+    bar = progress_bar(progress, total=total, unit=" points", desc="sample")
     for s in range(0, total, chunk):
+        bar.update(min(chunk, total - s))
         flat = xp.arange(s, min(s + chunk, total), dtype=xp.int64)
         cols = []
         for d in reversed(range(D)):   # row-major (meshgrid "ij") order: the last axis varies fastest
@@ -46,6 +72,7 @@ def max_error_sampled(construction, points: int, xp=np, chunk: int | None = None
         e = float(err[j])
         if e > best:
             best, arg = e, [float(v) for v in X[j]]
+    bar.close()
     return best, arg, total
 
 
@@ -70,8 +97,7 @@ def _inside_floats(a: Fraction, b: Fraction):
     return lo, hi
 
 
-def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points: int = 1 << 21,
-                        chunk: int = 1 << 15):
+def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points: int = 1 << 21):
     """Largest float error |N - f| at the corners of the leaves (the domain's corners among them).
 
     The search samples box centres; an error peak on the domain's boundary (a kink, an end)
@@ -94,15 +120,6 @@ def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points
         cols.append((np.clip(float(a) + width * t0, lo, hi), np.clip(float(a) + width * t1, lo, hi)))
     pts = np.concatenate([np.stack([cols[d][(c >> d) & 1] for d in range(D)], axis=1) for c in range(1 << D)])
     pts = np.unique(pts, axis=0)
-    best, arg = -1.0, None
-    for s in range(0, len(pts), chunk):
-        X = xp.asarray(pts[s:s + chunk])
-        y = forward_float(construction.network, X, xp, weights)
-        vals = {name: X[:, i] for i, name in enumerate(construction.inputs)}
-        err = xp.zeros(X.shape[0])
-        for o, tree in enumerate(construction.target):
-            err = xp.maximum(err, xp.abs(y[:, o] - float_eval(tree, vals, xp)))
-        j = int(xp.argmax(err))
-        if float(err[j]) > best:
-            best, arg = float(err[j]), [float(v) for v in pts[s + j]]
-    return best, arg
+    err = errors_at(construction, pts, xp, weights)
+    j = int(xp.argmax(err))
+    return float(err[j]), [float(v) for v in pts[j]]
