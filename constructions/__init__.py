@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from .base import REGISTRY, Construction, Param, Spec, resolve_params
+from .base import MAX_TOKENS, REGISTRY, Construction, Param, Spec, check_size, resolve_params
 from .exact import ParameterError, parse_rational
 from . import ramp as _ramp  # noqa: F401  (registers itself)
 from . import ramp_seq as _ramp_seq  # noqa: F401
@@ -15,12 +15,16 @@ from . import icl_gd as _icl_gd  # noqa: F401
 from . import max_affine as _max_affine  # noqa: F401  (registers itself)
 
 
-def build(name: str, **params) -> Construction:
-    """Build a registered construction from exact parameters (ints, Fractions, strings)."""
+def build(name: str, max_tokens: int = MAX_TOKENS, **params) -> Construction:
+    """Build a registered construction from exact parameters (ints, Fractions, strings).
+
+    Its size is estimated from the parameters first: over ``max_tokens`` tokens it is refused."""
     if name not in REGISTRY:
         raise ParameterError(f"unknown construction {name!r} (known: {', '.join(sorted(REGISTRY))})")
     spec = REGISTRY[name]
-    return spec.builder(**resolve_params(spec, params))
+    resolved = resolve_params(spec, params)
+    check_size(spec, resolved, max_tokens)
+    return spec.builder(**resolved)
 
 
-__all__ = ["build", "REGISTRY", "Construction", "Param", "Spec", "ParameterError", "parse_rational"]
+__all__ = ["build", "MAX_TOKENS", "REGISTRY", "Construction", "Param", "Spec", "ParameterError", "parse_rational"]

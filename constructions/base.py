@@ -79,9 +79,13 @@ class Param:
         raise AssertionError(self.kind)
 
 
+MAX_TOKENS = 400_000   # default limit on tokens (anchors) a construction may have; raise with --max-tokens
+
+
 @dataclass(frozen=True)
 class Spec:
-    """A registered construction: its builder and declared parameters."""
+    """A registered construction: its builder, declared parameters, and ``size``: the number of
+    tokens (anchors) it will have, computed from the parsed parameters before anything is built."""
     name: str
     summary: str
     paper: str
@@ -89,6 +93,17 @@ class Spec:
     params: tuple
     builder: Callable
     symbolic: Callable | None = None
+    size: Callable | None = None
+
+
+def check_size(spec: Spec, params: dict, max_tokens: int = MAX_TOKENS) -> None:
+    """Refuse, before building, a construction whose token count passes ``max_tokens``."""
+    if spec.size is None:
+        return
+    n = spec.size(params)
+    if n > max_tokens:
+        raise ParameterError(f"{spec.name}: {n} tokens is more than the limit {max_tokens} "
+                             f"(raise it with --max-tokens)")
 
 
 REGISTRY: dict = {}

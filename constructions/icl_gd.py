@@ -123,4 +123,5 @@ register(Spec(
         Param("ylo", "rational", "0", "box: y_i lower"), Param("yhi", "rational", "1/2", "box: y_i upper"),
     ),
     builder=build_icl_gd,
+    size=lambda p: p["n"] * (p["p"] + 1),
 ))

@@ -14,6 +14,7 @@ import mpmath
 from .exact import ParameterError
 
 iv = mpmath.iv
+MAX_MAGNITUDE_BITS = 4096   # |f| and |grad f| beyond 2^4096 on the domain: refused, never expanded
 
 
 def _num(q: Fraction):
@@ -83,6 +84,9 @@ def eval_grad(tree, box: dict, D: int):
         if tag == "cos":
             return iv.cos(x), [-iv.sin(x) * y for y in gx]
         if tag == "exp":
+            if x.b > MAX_MAGNITUDE_BITS:  # e^x would pass 2^4096: refuse before mpmath expands it
+                raise ParameterError(f"the target's exp argument reaches {mpmath.nstr(x.b, 5)} on the domain, so f "
+                                     f"exceeds 2^{MAX_MAGNITUDE_BITS}; shrink the domain or rescale f")
             e = iv.exp(x)
             return e, [e * y for y in gx]
         if tag == "log":
@@ -151,6 +155,9 @@ def range_and_lipschitz(tree, domain, pieces: int = 8):
 def _exact(x, end: int) -> Fraction:
     """The exact binary value of an interval's lower (end 0) or upper (end 1) end."""
     raw = x._mpi_[end] if hasattr(x, "_mpi_") else x._mpf_
-    sign, man, exp, _ = raw
+    sign, man, exp, bc = raw
+    if int(exp) + int(bc) > MAX_MAGNITUDE_BITS:
+        raise ParameterError(f"the target or its gradient exceeds 2^{MAX_MAGNITUDE_BITS} in magnitude "
+                             "on the domain; shrink the domain or rescale f")
     v = Fraction(int(man)) * (Fraction(2) ** int(exp))
     return -v if sign else v

@@ -117,4 +117,5 @@ register(Spec(
         Param("hi", "rational", "2", "domain right end"),
     ),
     builder=build_ramp, symbolic=ramp_symbolic,
+    size=lambda p: p["p"] + 1,
 ))

@@ -80,4 +80,5 @@ register(Spec(
         Param("hi", "rational", "2", "domain right end"),
     ),
     builder=build_ramp_multihead,
+    size=lambda p: p["n"] * p["H"],
 ))

@@ -82,4 +82,5 @@ register(Spec(
         Param("hi", "rational", "1", "domain right end (each x_i)"),
     ),
     builder=build_ramp_seq,
+    size=lambda p: p["n"] + p["p"],
 ))

@@ -150,4 +150,5 @@ register(Spec(
         Param("kappa", "rational", "8", "sharpness gamma*Delta^2 of every unit"),
     ),
     builder=build_relu_net,
+    size=lambda p: p["units"] * (p["n"] + 1),
 ))

@@ -1,7 +1,7 @@
 """``attncert build NAME``: build a construction's exact spec (``--symbolic``: its general form as LaTeX)."""
 from __future__ import annotations
 
-from .common import EXIT_OK, UserError, add_format, construction_from_args, emit
+from .common import add_construction, EXIT_OK, UserError, add_format, construction_from_args, emit
 
 
 def cmd_build(args) -> int:
@@ -33,8 +33,7 @@ def cmd_build(args) -> int:
 
 def add_command(sub) -> None:
     sp = sub.add_parser("build", help="build a construction's exact spec")
-    sp.add_argument("name")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_build)
     sp.add_argument("--symbolic", action="store_true", help="print the general construction as LaTeX")

@@ -9,8 +9,8 @@ import os
 
 import time
 
-from .common import (EXIT_FAIL, EXIT_OK, UserError, add_format, backend, construction_from_args, decimal_point,
-                     emit, positive_finite, writable_output)
+from .common import (EXIT_FAIL, EXIT_OK, UserError, add_construction, add_format, backend, construction_from_args,
+                     decimal_point, emit, positive_finite, writable_output)
 
 
 def _validate(args) -> None:
@@ -176,8 +176,7 @@ def _certify_pieces(args, c, eps, time_limit) -> int:
 
 def add_command(sub) -> None:
     sp = sub.add_parser("certify", help="prove sup error < eps over the whole domain")
-    sp.add_argument("name")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_certify)
     sp.add_argument("--eps", required=True)

@@ -1,7 +1,7 @@
 """``attncert certify-lp NAME --eps EPS --p P``: prove ||network - target||_{L_p(domain)} < eps."""
 from __future__ import annotations
 
-from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, construction_from_args, emit, parse_eps
+from .common import add_construction, EXIT_FAIL, EXIT_OK, UserError, add_format, construction_from_args, emit, parse_eps
 
 
 def cmd_certify_lp(args) -> int:
@@ -29,8 +29,7 @@ def cmd_certify_lp(args) -> int:
 
 def add_command(sub) -> None:
     sp = sub.add_parser("certify-lp", help="prove ||network - target||_{L_p(domain)} < eps")
-    sp.add_argument("name")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    add_construction(sp)
     sp.add_argument("--eps", required=True)
     sp.add_argument("--p", type=int, default=2)
     sp.add_argument("-o", "--output")

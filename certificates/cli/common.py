@@ -31,10 +31,23 @@ def sets(pairs) -> dict:
     return out
 
 
+def add_construction(sp) -> None:
+    """The construction name, its ``--set`` parameters and the size limit, for commands that build one."""
+    sp.add_argument("name", help="construction name (see attncert list)")
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                    help="an exact parameter value, e.g. --set p=41 --set kappa=27/10 (repeatable)")
+    sp.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                    help="refuse constructions with more than N tokens, estimated before building "
+                         "(default 400000)")
+
+
 def construction_from_args(args):
-    """The construction named by ``args.name`` with the ``--set`` parameters."""
+    """The construction named by ``args.name`` with the ``--set`` parameters, within ``--max-tokens``."""
     import constructions
-    return constructions.build(args.name, **sets(args.set))
+    limit = getattr(args, "max_tokens", None)
+    if limit is not None and limit < 1:
+        raise UserError("--max-tokens must be at least 1")
+    return constructions.build(args.name, **({} if limit is None else {"max_tokens": limit}), **sets(args.set))
 
 
 def parse_eps(text):

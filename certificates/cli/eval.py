@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .common import EXIT_OK, UserError, add_format, backend, construction_from_args, emit
+from .common import add_construction, EXIT_OK, UserError, add_format, backend, construction_from_args, emit
 
 
 def cmd_eval(args) -> int:
@@ -44,8 +44,7 @@ def cmd_eval(args) -> int:
 
 def add_command(sub) -> None:
     sp = sub.add_parser("eval", help="sampled max error")
-    sp.add_argument("name")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_eval)
     sp.add_argument("--backend", choices=["mpmath", "numpy", "cupy"], default="numpy")

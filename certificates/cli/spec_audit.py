@@ -50,7 +50,10 @@ def cmd_spec_audit(args) -> int:
 def add_command(sub) -> None:
     sp = sub.add_parser("spec-audit", help="prove with z3 that a construction's weights meet its spec")
     sp.add_argument("name", help="construction name, or a JSON file with a construction (build -o, certificate)")
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                    help="an exact parameter value, e.g. --set p=41 (repeatable)")
+    sp.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                    help="refuse constructions with more than N tokens, estimated before building (default 400000)")
     sp.add_argument("--lemma-timeout", type=float, default=10.0, help="seconds per lemma")
     add_format(sp)
     sp.set_defaults(fn=cmd_spec_audit)

@@ -11,7 +11,10 @@ def add_command(sub) -> None:
     sp = sub.add_parser("tune", help="ramp: kappa for a given p (--set p=...) or the fewest p for --eps; "
                                      "[MAP] max-affine family: the smallest certified grid for --eps")
     sp.add_argument("name", choices=("ramp",) + MAP_NAMES)
-    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[])
+    sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
+                    help="an exact parameter value, e.g. --set p=41 (repeatable)")
+    sp.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                    help="refuse constructions with more than N tokens, estimated before building (default 400000)")
     sp.add_argument("--eps", default=None, help="target error (required for the [MAP] family)")
     sp.add_argument("--kappa", default="27/10", help="ramp: sharpness used with --eps (exact rational)")
     sp.add_argument("--max-grid", type=int, default=200, help="[MAP]: largest grid tried")
