@@ -16,13 +16,17 @@ MARGINS = (1.03, 1.2, 2.0)
 
 
 def certified_series(name: str, params: dict, sweep: str, values, *, points: int = 200_001,
-                     max_boxes: int = 2_000_000) -> list:
+                     max_boxes: int = 2_000_000, progress=None) -> list:
     """Rows {value, certified, observed, apriori, eps, boxes, status} for each swept value."""
     import constructions
     import verify
+    from verify.search.progress import progress_bar
     from verify.search.sampling import max_error_sampled
     rows = []
+    values = list(values)
+    bar = progress_bar(progress, total=len(values), unit=" values", desc=f"rates over {sweep}")
     for v in values:
+        bar.update()
         c = constructions.build(name, **{**params, sweep: v})
         sup, _, _ = max_error_sampled(c, points)
         row = {"value": str(v), "observed": sup, "apriori": c.apriori_float(), "certified": None,
@@ -36,6 +40,7 @@ def certified_series(name: str, params: dict, sweep: str, values, *, points: int
                            observed=max(sup, res.observed))
                 break
         rows.append(row)
+    bar.close()
     return rows
 
 

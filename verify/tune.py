@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from .search.certify import CERTIFIED, certify
+from .search.progress import progress_bar
 from .search.sampling import max_error_sampled
 
 KAPPA_DEN = 100  # tuned kappa is a rational with this denominator
@@ -48,13 +49,15 @@ def certified_bound(c, sup: float, ratios=(1.02, 1.05, 1.1, 1.25, 1.5, 2.0), **k
     return res, eps
 
 
-def tune_kappa(params: dict, p: int, lo=0.25, hi=40.0, grid=40, **kw) -> KappaResult:
+def tune_kappa(params: dict, p: int, lo=0.25, hi=40.0, grid=40, progress=None, **kw) -> KappaResult:
     """Scan kappa geometrically, refine by golden section on the sampled sup, certify the best."""
     ks = np.geomspace(lo, hi, grid)
     scan = []
+    bar = progress_bar(progress, total=grid + 36, unit=" kappa", desc="tune")
     for k in ks:
         kq = Fraction(round(k * KAPPA_DEN), KAPPA_DEN)
         scan.append((kq, sampled_sup(params, p, kq)))
+        bar.update()
     i = int(np.argmin([s for _, s in scan]))
     a = float(scan[max(i - 1, 0)][0])
     b = float(scan[min(i + 1, len(scan) - 1)][0])
@@ -67,12 +70,14 @@ def tune_kappa(params: dict, p: int, lo=0.25, hi=40.0, grid=40, **kw) -> KappaRe
         k1 = Fraction(round(m1 * KAPPA_DEN), KAPPA_DEN)
         k2 = Fraction(round(m2 * KAPPA_DEN), KAPPA_DEN)
         s1, s2 = sampled_sup(params, p, k1), sampled_sup(params, p, k2)
+        bar.update(2)
         scan += [(k1, s1), (k2, s2)]
         if s1 < s2:
             b = m2
         else:
             a = m1
         best = min(best, (k1, s1), (k2, s2), key=lambda t: t[1])
+    bar.close()
     kappa, sup = best
     c = _build(params, p, kappa)
     res, eps = certified_bound(c, sup, **kw)
@@ -110,16 +115,19 @@ def apriori_recipe(a, b, eps):
         p += 1
 
 
-def fewest_anchors(params: dict, eps, kappa=Fraction(27, 10), p_max=5000, **kw) -> AnchorsResult:
+def fewest_anchors(params: dict, eps, kappa=Fraction(27, 10), p_max=5000, progress=None, **kw) -> AnchorsResult:
     """Smallest p whose ramp (at the given kappa) certifies eps; bisection on p."""
     eps = Fraction(eps)
     a, b = Fraction(params.get("a", -1)), Fraction(params.get("b", 1))
     tried = []
+    bar = progress_bar(progress, unit=" candidates", desc="tune")
 
     def ok(p):
         c = _build(params, p, kappa)
         res = certify(c, eps, progress=False, **kw)
         tried.append((p, res.status, res.max_bound))
+        bar.update()
+        bar.set_postfix(p=p, status=res.status, refresh=False)
         return res.status == CERTIFIED, res
 
     lo_p, hi_p = 1, 2
@@ -138,5 +146,6 @@ def fewest_anchors(params: dict, eps, kappa=Fraction(27, 10), p_max=5000, **kw) 
             hi_p, best = mid, res
         else:
             lo_p = mid
+    bar.close()
     pa, ka = apriori_recipe(a, b, eps)
     return AnchorsResult(hi_p, Fraction(kappa), best.max_bound, pa, ka, tried)

@@ -12,6 +12,7 @@ from fractions import Fraction
 import numpy as np
 
 from .search.certify import certify
+from .search.progress import progress_bar
 from .search.sampling import errors_at
 
 KAPPAS = ("1", "3/2", "2", "5/2", "3", "4", "6")
@@ -45,7 +46,7 @@ def recipe_tokens(name, params, eps):
     return p.get("n", 1) * (1 + G ** D), G
 
 
-def tune(name, params: dict, eps, *, g_max=200, time_limit=120.0, log=None):
+def tune(name, params: dict, eps, *, g_max=200, time_limit=120.0, log=None, progress=None):
     """Smallest certified (G, kappa); returns a dict with the construction, result and token counts."""
     import constructions
     eps = Fraction(eps)
@@ -53,12 +54,15 @@ def tune(name, params: dict, eps, *, g_max=200, time_limit=120.0, log=None):
     base = {k: v for k, v in params.items() if k not in ("G", "kappa", "beta")}
     tried = []
     G = 2
+    bar = progress_bar(progress, unit=" candidates", desc="tune")
     while G <= g_max:
         best = None
         for kappa in KAPPAS:
             c = constructions.build(name, **base, G=G, kappa=kappa)
             s = sampled_sup(c)
             tried.append((G, kappa, s))
+            bar.update()
+            bar.set_postfix(G=G, kappa=kappa, refresh=False)
             if s < 0.85 * float(eps) and (best is None or s < best[1]):
                 best = (kappa, s, c)
         if best is not None:
@@ -68,6 +72,7 @@ def tune(name, params: dict, eps, *, g_max=200, time_limit=120.0, log=None):
             left = max(5.0, time_limit - (time.perf_counter() - t0))
             r = certify(c, eps, time_limit=left, progress=False)
             if r.status == "CERTIFIED":
+                bar.close()
                 rt, rG = recipe_tokens(name, base, eps)
                 return {"construction": c, "result": r, "G": G, "kappa": kappa,
                         "tokens": c.network.n_tokens, "recipe_tokens": rt, "recipe_G": rG,
@@ -75,4 +80,5 @@ def tune(name, params: dict, eps, *, g_max=200, time_limit=120.0, log=None):
         if time.perf_counter() - t0 > time_limit:
             break
         G = G + 1 if G < 16 else int(G * 1.15) + 1
+    bar.close()
     return None
