@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from .common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UserError
+from .common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UserError, command
 
 
 def cmd_audit(args) -> int:
@@ -67,7 +67,9 @@ def _github(entries, summary) -> None:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("audit", help="re-check every certificate under a folder and detect construction drift")
+    sp = command(sub, "audit", "re-check every certificate under a folder and detect construction drift",
+                 "attncert audit certificates/library --format github")
     sp.add_argument("dirs", nargs="+", metavar="DIR", help="folder searched recursively for certificates (or a file)")
-    sp.add_argument("--format", choices=["text", "json", "github"], default="text")
+    sp.add_argument("--format", choices=["text", "json", "github"], default="text",
+                    help="text, json, or github (::error annotations and a job summary)")
     sp.set_defaults(fn=cmd_audit)

@@ -1,7 +1,7 @@
 """``attncert build NAME``: build a construction's exact spec (``--symbolic``: its general form as LaTeX)."""
 from __future__ import annotations
 
-from .common import add_construction, EXIT_OK, UserError, add_format, construction_from_args, emit
+from .common import EXIT_OK, UserError, add_construction, add_format, command, construction_from_args, emit
 
 
 def cmd_build(args) -> int:
@@ -32,9 +32,10 @@ def cmd_build(args) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("build", help="build a construction's exact spec")
+    sp = command(sub, "build", "build a construction's exact weights and print its a-priori bound",
+                 "attncert build ramp --set p=41 --set kappa=8\nattncert build ramp --symbolic")
     add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_build)
     sp.add_argument("--symbolic", action="store_true", help="print the general construction as LaTeX")
-    sp.add_argument("-o", "--output")
+    sp.add_argument("-o", "--output", help="write the construction (exact weights, target, domain) as JSON")

@@ -6,11 +6,10 @@ or ``analytic``/``auto`` (pieces with z3 gap lemmas).
 from __future__ import annotations
 
 import os
-
 import time
 
-from .common import (EXIT_FAIL, EXIT_OK, UserError, add_construction, add_format, backend, construction_from_args,
-                     decimal_point, emit, positive_finite, writable_output)
+from .common import (EXIT_FAIL, EXIT_OK, UserError, add_construction, add_format, backend, command,
+                     construction_from_args, decimal_point, emit, positive_finite, writable_output)
 
 
 def _validate(args) -> None:
@@ -175,14 +174,15 @@ def _certify_pieces(args, c, eps, time_limit) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("certify", help="prove sup error < eps over the whole domain")
+    sp = command(sub, "certify", "prove sup |network - target| < eps over the whole domain",
+                 "attncert certify ramp --set p=41 --set kappa=8 --eps 0.02 -o c.json")
     add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_certify)
-    sp.add_argument("--eps", required=True)
-    sp.add_argument("-o", "--output")
-    sp.add_argument("--max-boxes", type=int, default=2_000_000)
-    sp.add_argument("--time-limit", type=float, default=None)
+    sp.add_argument("--eps", required=True, help="the error bound to prove (exact: 0.02 means 1/50)")
+    sp.add_argument("-o", "--output", help="write the certificate here (checked by the independent checker first)")
+    sp.add_argument("--max-boxes", type=int, default=2_000_000, help="box budget; UNKNOWN when spent")
+    sp.add_argument("--time-limit", type=float, default=None, help="seconds, building included; UNKNOWN when spent")
     sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
                     help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
                          "auto: analytic where its closed form is below eps, paving elsewhere")
@@ -195,5 +195,6 @@ def add_command(sub) -> None:
     sp.add_argument("--workers", type=int, default=1, help="local worker processes")
     sp.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask distributed scheduler")
     sp.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: OUTPUT.partial)")
-    sp.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS")
+    sp.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                    help="seconds between checkpoint writes (default 30)")
     sp.add_argument("--resume", action="store_true", help="continue from the checkpoint")

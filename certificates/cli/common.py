@@ -15,9 +15,18 @@ class UserError(Exception):
     """Bad input: reported as one line with exit code 2."""
 
 
+def command(sub, name: str, help: str, example: str):
+    """A subcommand's parser whose help ends with an example."""
+    import argparse
+    return sub.add_parser(name, help=help, description=help[0].upper() + help[1:] + ".",
+                          epilog="example:\n  " + example.replace("\n", "\n  "),
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_format(sp) -> None:
     """The ``--format text|json`` option that most commands take."""
-    sp.add_argument("--format", choices=["text", "json"], default="text")
+    sp.add_argument("--format", choices=["text", "json"], default="text",
+                    help="text for people (default) or json for scripts, on stdout")
 
 
 def sets(pairs) -> dict:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .common import EXIT_OK, UserError
+from .common import EXIT_OK, UserError, command
 
 
 def cmd_demo(args) -> int:
@@ -31,5 +31,5 @@ def cmd_demo(args) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("demo", help="build, certify and check a ramp in a few seconds")
+    sp = command(sub, "demo", "build, certify and check a ramp in a few seconds", "attncert demo")
     sp.set_defaults(fn=cmd_demo)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import time
 
-from .common import add_construction, EXIT_OK, UserError, add_format, backend, construction_from_args, emit
+from .common import (EXIT_OK, UserError, add_construction, add_format, backend, command,
+                     construction_from_args, emit)
 
 
 def cmd_eval(args) -> int:
@@ -43,10 +44,12 @@ def cmd_eval(args) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("eval", help="sampled max error")
+    sp = command(sub, "eval", "the largest sampled error |network - target| (an estimate, not a proof)",
+                 "attncert eval ramp --set p=41 --backend numpy --points 1000000")
     add_construction(sp)
     add_format(sp)
     sp.set_defaults(fn=cmd_eval)
-    sp.add_argument("--backend", choices=["mpmath", "numpy", "cupy"], default="numpy")
-    sp.add_argument("--points", type=int, default=100_000)
-    sp.add_argument("--dps", type=int, default=50)
+    sp.add_argument("--backend", choices=["mpmath", "numpy", "cupy"], default="numpy",
+                    help="numpy/cupy: float64 on a regular grid; mpmath: random points at --dps digits")
+    sp.add_argument("--points", type=int, default=100_000, help="number of sample points (mpmath: at most 100000)")
+    sp.add_argument("--dps", type=int, default=50, help="mpmath decimal digits")

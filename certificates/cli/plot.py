@@ -7,7 +7,7 @@
 """
 from __future__ import annotations
 
-from .common import EXIT_FAIL, EXIT_OK, UserError, sets
+from .common import EXIT_FAIL, EXIT_OK, UserError, command, sets
 
 
 def cmd_plot(args) -> int:
@@ -73,12 +73,15 @@ def cmd_plot(args) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("plot", help="draw a certificate (1-D/2-D) or, with --rates, certified error against p")
+    sp = command(sub, "plot", "draw a certificate (1-D curves, 2-D heat map, or one panel per input) or, with "
+                 "--rates, certified error against a swept parameter",
+                 "attncert plot certificates/library/ramp-p41-kappa8.json -o ramp.png\n"
+                 "attncert plot --rates --sweep p=9,17,33,65 --set kappa=8 -o rates.png")
     sp.add_argument("cert", nargs="?", help="certificate file (omit with --rates)")
     sp.add_argument("-o", "--output", help="output image (.png, .svg or .pdf)")
     sp.add_argument("--points", type=int, default=None,
                     help="float samples: curves (default 4001) or each sup estimate with --rates (200001)")
-    sp.add_argument("--dpi", type=int, default=100)
+    sp.add_argument("--dpi", type=int, default=100, help="image resolution (dots per inch)")
     sp.add_argument("--no-check", action="store_true", help="draw without re-checking the certificate first")
     sp.add_argument("--rates", action="store_true", help="plot certified error against a swept parameter")
     sp.add_argument("--construction", default="ramp", help="construction to sweep (with --rates)")

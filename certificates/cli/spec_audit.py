@@ -6,7 +6,7 @@ Exit 0: every lemma holds; 1: a lemma fails (named, with z3's counterexample poi
 """
 from __future__ import annotations
 
-from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, construction_from_args, emit
+from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, command, construction_from_args, emit, positive_finite
 
 
 def cmd_spec_audit(args) -> int:
@@ -34,6 +34,7 @@ def cmd_spec_audit(args) -> int:
         c = construction_from_args(args)
         name, params, network = c.name, c.param_dict(), c.network
     try:
+        positive_finite(args.lemma_timeout, "--lemma-timeout")
         rep = spec_audit(name, params, network, timeout_ms=int(args.lemma_timeout * 1000))
     except ValueError as e:
         raise UserError(str(e)) from None
@@ -48,7 +49,8 @@ def cmd_spec_audit(args) -> int:
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("spec-audit", help="prove with z3 that a construction's weights meet its spec")
+    sp = command(sub, "spec-audit", "prove with z3 that a construction's weights meet its spec",
+                 "attncert spec-audit ramp --set p=9")
     sp.add_argument("name", help="construction name, or a JSON file with a construction (build -o, certificate)")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                     help="an exact parameter value, e.g. --set p=41 (repeatable)")

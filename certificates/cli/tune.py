@@ -2,15 +2,17 @@
 for eps; for the [MAP] max-affine family, the smallest certified grid for eps."""
 from __future__ import annotations
 
-from .common import EXIT_FAIL, EXIT_OK, UserError, add_format, emit, parse_eps, sets
+from .common import (EXIT_FAIL, EXIT_OK, UserError, add_format, command, emit, parse_eps, positive_finite, sets,
+                     writable_output)
 
 MAP_NAMES = ("max-affine", "cross-attention", "max-affine-seq")
 
 
 def add_command(sub) -> None:
-    sp = sub.add_parser("tune", help="ramp: kappa for a given p (--set p=...) or the fewest p for --eps; "
-                                     "[MAP] max-affine family: the smallest certified grid for --eps")
-    sp.add_argument("name", choices=("ramp",) + MAP_NAMES)
+    sp = command(sub, "tune", "ramp: kappa for a given p (--set p=...) or the fewest p for --eps; "
+                 "[MAP] max-affine family: the smallest certified grid for --eps",
+                 "attncert tune ramp --set p=41\nattncert tune max-affine --set f='sin(3*x0)' --eps 0.02")
+    sp.add_argument("name", choices=("ramp",) + MAP_NAMES, help="construction to tune")
     sp.add_argument("--set", action="append", metavar="NAME=VALUE", default=[],
                     help="an exact parameter value, e.g. --set p=41 (repeatable)")
     sp.add_argument("--max-tokens", type=int, default=None, metavar="N",
@@ -82,6 +84,8 @@ def cmd_tune_map(args) -> int:
     if args.name not in ("max-affine", "cross-attention", "max-affine-seq"):
         raise UserError("tune handles max-affine, cross-attention and max-affine-seq")
     eps = parse_eps(args.eps)
+    positive_finite(args.time_limit, "--time-limit")
+    writable_output(args.output)
     log = (lambda m: print(m, file=sys.stderr)) if args.format == "text" else None
     out = tune(args.name, sets(args.set), eps, g_max=args.max_grid, time_limit=args.time_limit, log=log)
     if out is None:
@@ -94,8 +98,15 @@ def cmd_tune_map(args) -> int:
             "token_ratio": out["recipe_tokens"] / out["tokens"], "max_bound": r.max_bound,
             "observed_error": r.observed, "seconds": round(out["seconds"], 2)}
     if args.output:
-        from certificates.model import certificate_doc, save
-        save(certificate_doc(c, r), args.output)
+        from certificates.confirm import NotConfirmed, confirmed_document
+        from certificates.model import save
+        try:
+            doc = confirmed_document(c, r)
+        except NotConfirmed as e:
+            emit(args, f"UNKNOWN: G={out['G']} kappa={out['kappa']} certified in the search, but {e}",
+                 {"status": "UNKNOWN", "reason": str(e)})
+            return EXIT_FAIL
+        save(doc, args.output)
         info["certificate"] = args.output
     emit(args, f"CERTIFIED with G={out['G']} kappa={out['kappa']}: {out['tokens']} tokens, sup error <= "
                f"{r.max_bound:.6g} < eps = {float(eps):.6g} (observed {r.observed:.4g}); the a-priori recipe "
