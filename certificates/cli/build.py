@@ -24,8 +24,9 @@ def cmd_build(args) -> int:
         save(doc, args.output)
     net = c.network
     text = (f"{c.name}: {net.n_tokens} tokens, {sum(len(l.heads) for l in net.layers)} head(s), "
-            f"{len(net.layers)} layer(s); weights sha256 {cons['weights_sha256'][:16]}...\n"
-            f"a-priori bound: {c.apriori_text()} ~ {c.apriori_float():.6g}")
+            f"{len(net.layers)} layer(s); weights sha256 {cons['weights_sha256'][:16]}...\n" +
+            (f"a-priori bound: {c.apriori_text()} ~ {c.apriori_float():.6g}" if c.apriori_bound is not None
+             else "a-priori bound: none is known for this construction"))
     emit(args, text, {"name": c.name, "tokens": net.n_tokens, "weights_sha256": cons["weights_sha256"],
                       "apriori_bound": c.apriori_text(), "apriori_bound_float": c.apriori_float()})
     return EXIT_OK

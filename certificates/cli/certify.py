@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from .common import (EXIT_FAIL, EXIT_OK, UserError, add_construction, add_format, backend, command,
+from .common import (EXIT_FAIL, EXIT_OK, UserError, add_construction, add_format, apriori_phrase, backend, command,
                      construction_from_args, decimal_point, emit, positive_finite, writable_output)
 
 
@@ -115,10 +115,11 @@ def cmd_certify(args) -> int:
             save(doc, args.output)
             info["certificate"] = args.output
         _drop(_checkpoint_path(args))
-        text = (f"CERTIFIED (confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole domain "
-                f"({len(res.leaves)} boxes, {res.seconds:.2f}s); largest observed error {res.observed:.6g} "
+        text = (f"CERTIFIED (confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} "
+                f"< eps = {float(eps):.6g} on the whole domain ({len(res.leaves)} boxes, {res.seconds:.2f}s); "
+                f"largest observed error {res.observed:.6g} "
                 f"(bound/observed {res.max_bound / res.observed if res.observed > 0 else float('inf'):.4f}); "
-                f"a-priori bound {c.apriori_float():.6g}" + (f"\ncertificate written to {args.output}" if args.output else ""))
+                + apriori_phrase(c) + (f"\ncertificate written to {args.output}" if args.output else ""))
         emit(args, text, info)
         return EXIT_OK
     if res.status == "REFUTED":

@@ -114,6 +114,14 @@ def decimal_point(point) -> str:
     return f"x = [{dec}]" + ("" if dec == exact else f" (exact {exact})")
 
 
+def apriori_phrase(construction) -> str:
+    """The a-priori bound for a message: what it is, or that there is none."""
+    v = construction.apriori_float()
+    if v == float("inf"):
+        return "no a-priori bound is known for this construction"
+    return f"a-priori bound {v:.6g} (the construction's closed form; not machine-checked)"
+
+
 def json_safe(obj):
     """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
     if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):

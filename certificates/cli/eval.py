@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from .common import (EXIT_OK, UserError, add_construction, add_format, backend, command,
+from .common import (EXIT_OK, UserError, add_construction, add_format, apriori_phrase, backend, command,
                      construction_from_args, emit)
 
 
@@ -37,7 +37,7 @@ def cmd_eval(args) -> int:
         best_f, arg_f, npts = max_error_sampled(c, args.points, xp, progress=None if args.format == "text" else False)
     secs = time.perf_counter() - t0
     emit(args, f"max sampled error {best_f:.6g} at x = {arg_f} ({npts} points, {args.backend}, {secs:.2f}s); "
-               f"a-priori bound {c.apriori_float():.6g}",
+               + apriori_phrase(c),
          {"max_error": best_f, "at": arg_f, "points": npts, "backend": args.backend, "seconds": secs,
           "apriori_bound": c.apriori_float()})
     return EXIT_OK
