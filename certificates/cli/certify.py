@@ -66,7 +66,7 @@ def _certify_scaled(args, c, eps, certify, time_limit):
             return certify(c, eps, max_boxes=args.max_boxes, time_limit=time_limit,
                            progress=None if args.format == "text" else False, executor=ex,
                            checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                           drop_checkpoint=False, **kw)
+                           drop_checkpoint=False, min_units=args.workers, **kw)
     except CertifyInterrupted as e:
         raise UserError(f"interrupted; checkpoint written to {e.checkpoint} (continue with --resume)") from None
     except CheckpointError as e:
@@ -115,8 +115,8 @@ def cmd_certify(args) -> int:
             save(doc, args.output)
             info["certificate"] = args.output
         _drop(_checkpoint_path(args))
-        text = (f"CERTIFIED (confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} "
-                f"< eps = {float(eps):.6g} on the whole domain ({len(res.leaves)} boxes, {res.seconds:.2f}s); "
+        text = (f"CERTIFIED: sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole "
+                f"domain ({len(res.leaves)} boxes, {res.seconds:.2f}s; confirmed by the independent checker); "
                 f"largest observed error {res.observed:.6g} "
                 f"(bound/observed {res.max_bound / res.observed if res.observed > 0 else float('inf'):.4f}); "
                 + apriori_phrase(c) + (f"\ncertificate written to {args.output}" if args.output else ""))
@@ -160,9 +160,10 @@ def _certify_pieces(args, c, eps, time_limit) -> int:
         if args.output:
             save(doc, args.output)
             info["certificate"] = args.output
-        emit(args, f"CERTIFIED ({args.method}, confirmed by the independent checker): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
+        emit(args, f"CERTIFIED ({args.method}): sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} "
                    f"on the whole domain ({len(res.pieces)} pieces, {n_an} analytic, {res.lemma_count} z3 lemmas in "
-                   f"{res.z3_seconds:.2f}s, {res.seconds:.2f}s); largest observed error {res.observed:.6g}"
+                   f"{res.z3_seconds:.2f}s, {res.seconds:.2f}s; confirmed by the independent checker); "
+                   f"largest observed error {res.observed:.6g}"
                    + (f"\ncertificate written to {args.output}" if args.output else ""), info)
         return EXIT_OK
     if res.status == "REFUTED":
