@@ -81,13 +81,15 @@ class CertifyInterrupted(KeyboardInterrupt):
 def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float | None = None,
             xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
             checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0,
-            drop_checkpoint: bool = True) -> CertifyResult:
+            drop_checkpoint: bool = True, min_units: int = 1) -> CertifyResult:
     """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
 
     Each generation's boxes are cut into batches (work units) run on ``executor`` (any
     ``concurrent.futures.Executor``; None runs them here) and merged in box order.  With
     ``checkpoint`` a file of the finished leaves and pending boxes is written every
-    ``checkpoint_every`` seconds and on Ctrl-C; ``resume`` continues from it, re-bounding
+    ``checkpoint_every`` seconds and on Ctrl-C; ``min_units`` cuts each generation into at
+    least that many units (one per worker keeps every worker busy, not just the first);
+    ``resume`` continues from it, re-bounding
     every finished leaf it holds (a checkpoint is never trusted).  ``drop_checkpoint=False``
     leaves the file for the caller to delete once the certificate is safely written.
 
@@ -146,7 +148,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every:
                 snapshot(base)
                 last_save = time.perf_counter()
-            units = [(I[s:s + batch], K[s:s + batch]) for s in range(0, len(paths), batch)]
+            size = min(batch, max(64, -(-len(paths) // max(1, min_units))))
+            units = [(I[s:s + size], K[s:s + size]) for s in range(0, len(paths), size)]
             bounds_all, hints_all = [], []
             for b, h, ov, op in run_units(job, units, executor):
                 if ov > obs_best:
