@@ -129,6 +129,22 @@ def first_weight_difference(old_net: dict, new_net: dict) -> str | None:
     return f"{name}{idx}: {what}"
 
 
+def _rebuild(constructions, name, params):
+    """The construction a certificate's stored parameters describe.
+
+    ``float64=1`` (written by ``certify --float64``) means the float64 version of the
+    construction built from the other parameters (``constructions.float64.to_float64``).
+    """
+    from constructions.exact import ParameterError, parse_int
+    from constructions.float64 import to_float64
+    params = dict(params)
+    f64 = parse_int(params.pop("float64", 0))
+    if f64 not in (0, 1):
+        raise ParameterError(f"float64 must be 0 or 1, got {f64}")
+    built = constructions.build(name, **params)
+    return to_float64(built) if f64 else built
+
+
 def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
     """Rebuild the construction from the certificate's parameters, compare, then re-check it."""
     import constructions
@@ -140,7 +156,7 @@ def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
     name, stored = str(cons.get("name", "")), str(cons.get("weights_sha256", ""))
     res = check(doc)
     try:
-        built = constructions.build(name, **cons["params"])
+        built = _rebuild(constructions, name, cons["params"])
     except (ParameterError, ValueError, TypeError, ArithmeticError) as e:
         return AuditEntry(path, DRIFT, name, f"cannot rebuild {name} from its stored parameters with the current "
                                              f"code: {e}", stored, "", res)

@@ -13,8 +13,24 @@ from .base import Construction
 from .network import Embedding, Head, Layer, Network
 
 
+def exact_f64(v: Fraction) -> bool:
+    """Whether ``v`` is exactly a (finite) float64 value: n 2^e with odd n < 2^53, -1074 <= e, top bit <= 1023."""
+    n, d = v.numerator, v.denominator
+    if d & (d - 1):
+        return False
+    if n == 0:
+        return True
+    n = abs(n)
+    tz = (n & -n).bit_length() - 1
+    n >>= tz
+    e = tz - (d.bit_length() - 1)
+    return n.bit_length() <= 53 and e >= -1074 and e + n.bit_length() - 1 <= 1023
+
+
 def round_f64(v: Fraction) -> Fraction:
     """The exact rational value of the float64 nearest to ``v`` (ties to even)."""
+    if type(v) is Fraction and exact_f64(v):
+        return v
     try:
         f = float(v)  # Fraction.__float__ is correctly rounded
     except OverflowError:
@@ -41,15 +57,55 @@ def network_to_float64(net: Network) -> Network:
     return replace(net, embedding=emb, layers=layers, readout_linear=readout_linear)
 
 
+def _all_f64(m) -> bool:
+    return all(exact_f64(v) for row in m for v in row)
+
+
 def is_float64(net: Network) -> bool:
-    """True when every weight is already a float64 value and every beta is 1."""
-    return network_to_float64(net) == net
+    """True when every weight is already a float64 value and every beta is 1.
+
+    The same as ``network_to_float64(net) == net`` (tests check that), without rounding anything.
+    """
+    for layer in net.layers:
+        for h in layer.heads:
+            if h.beta != 1 or not all(_all_f64(m) for m in (h.wq, h.wk, h.wv, h.wo)) \
+                    or (h.bias is not None and not _all_f64(h.bias)):
+                return False
+        if layer.post is not None and not (_all_f64(layer.post[0]) and _all_f64(layer.post[1])):
+            return False
+    if not (_all_f64(net.embedding.const) and all(_all_f64(e) for e in net.embedding.linear)):
+        return False
+    return net.readout_linear is None or all(exact_f64(Fraction(b)) and all(exact_f64(Fraction(v)) for v in w)
+                                             for b, w in net.readout_linear)
+
+
+# metadata that states exact structure of the weights (rounding need not keep it)
+STRUCTURE_META = ("grid", "map", "float64")
 
 
 def to_float64(construction: Construction) -> Construction:
-    """A new Construction over the float64-rounded network (name, target, domain unchanged)."""
-    net = network_to_float64(construction.network)
+    """A new Construction over float64 weights (name, target, domain unchanged; params gain float64=1).
+
+    A network that is already float64 (beta 1) is kept as it is, with its metadata.  A
+    construction whose metadata holds a conversion under "float64" (a function of the
+    construction returning its float64 version, or None) gets that: the [MAP] grids carry
+    ``constructions.max_affine.grid_to_float64``, which keeps the grid exact (dyadic centres,
+    nothing rounded but beta, lam/beta and the values), so the grid bounder and the checker's
+    grid path apply to the result.  Any other network is rounded entry by entry
+    (``network_to_float64``) and loses its structural claims (``STRUCTURE_META``), which
+    rounding need not preserve: it is then certified by the general path.
+    """
     params = tuple(p for p in construction.params if p[0] != "float64") + (("float64", 1),)
+    if is_float64(construction.network):
+        return replace(construction, params=params)
+    convert = dict(construction.meta).get("float64")  # a construction's own structure-keeping conversion
+    if convert is not None:
+        kept = convert(construction)
+        if kept is not None:
+            return kept
+    net = network_to_float64(construction.network)
+    meta = tuple((k, v) for k, v in construction.meta if k not in STRUCTURE_META)
     note = ("float64: beta folded into W_Q, then every weight rounded to the nearest float64; "
             "the certificate speaks about these exact float64 values (the a-priori bound is the unrounded one's)")
-    return replace(construction, network=net, params=params, notes=tuple(construction.notes) + (note,))
+    return replace(construction, network=net, params=params, meta=meta,
+                   notes=tuple(construction.notes) + (note,))

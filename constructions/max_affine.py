@@ -22,6 +22,7 @@ import mpmath
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError, parse_int, parse_rational
 from .expr import ExprError, mp_eval, parse, variables
+from .float64 import is_float64, round_f64, to_float64
 from .formula import Formula, exp
 from .network import Embedding, Head, Layer, Network, mat
 
@@ -107,13 +108,14 @@ def grid_step(domain, G: int, centres: str) -> Fraction:
     return W / (G - 1) if centres == "nodes" else W / G
 
 
-def cell_values(trees, domain, G: int, mode: str, centres: str = "cells"):
+def cell_values(trees, domain, G: int, mode: str, centres: str = "cells", cen=None):
     """Values per output, per cell (C order): f at the centre, or the cell average of f.
 
     Averages are over the cell clipped to the domain (nodes: the end cells are half cells).
+    ``cen`` (per-dimension centre lists) defaults to ``grid_centres(domain, G, centres)``.
     """
     D = len(domain)
-    cen = grid_centres(domain, G, centres)
+    cen = grid_centres(domain, G, centres) if cen is None else cen
     h = [grid_step(domain, G, centres)] * D
     out = []
     with mpmath.workdps(30):
@@ -221,6 +223,17 @@ def load_partition(path: str, D: int):
     return A, Bv, [list(col) for col in zip(*V)]
 
 
+def _exact(v) -> Fraction:
+    """An exact weight as a Fraction (as ``network.mat`` does: floats never enter a weight)."""
+    if type(v) is Fraction:
+        return v
+    if isinstance(v, float):
+        raise TypeError("floats never enter a weight")
+    if hasattr(v, "p") and hasattr(v, "q"):
+        return Fraction(int(v.p), int(v.q))
+    return Fraction(v)
+
+
 def map_network(A, Bv, values, beta, lam, *, n: int = 1, self_keys: bool = True):
     """The exact one-head network.
 
@@ -240,17 +253,23 @@ def map_network(A, Bv, values, beta, lam, *, n: int = 1, self_keys: bool = True)
     width = cv + d_o
     if (n * (1 + N)) > MAX_TOKENS:
         raise ParameterError(f"{n * (1 + N)} tokens is more than the limit {MAX_TOKENS}")
+    # every entry is made a Fraction once here, so the rows are built as tuples directly
+    A = [tuple(_exact(v) for v in a) for a in A]
+    Bv = [_exact(v) for v in Bv]
+    values = [[_exact(v) for v in out] for out in values]
+    beta, lam = _exact(beta), _exact(lam)
     const, lins = [], [[] for _ in range(D)]
     zero = [Fraction(0)] * width
+    zero_row = tuple(zero)
     for j in range(n):
         row = list(zero)
         row[c1] = Fraction(1)
         row[cp + j] = Fraction(1)
-        const.append(row)
+        const.append(tuple(row))
         for i in range(D):
             r = list(zero)
             r[cx + i] = Fraction(1)
-            lins[i].append(r)
+            lins[i].append(tuple(r))
     boost = lam / beta
     for jp in range(n):
         for i in range(N):
@@ -261,9 +280,9 @@ def map_network(A, Bv, values, beta, lam, *, n: int = 1, self_keys: bool = True)
             row[cb + jp] = boost
             for o in range(d_o):
                 row[cv + o] = values[o + d_o * jp][i]
-            const.append(row)
+            const.append(tuple(row))
             for d in range(D):
-                lins[d].append(list(zero))
+                lins[d].append(zero_row)
     qdim = D + 1 + n
     wq = [[Fraction(0)] * qdim for _ in range(width)]
     wk = [[Fraction(0)] * qdim for _ in range(width)]
@@ -282,7 +301,7 @@ def map_network(A, Bv, values, beta, lam, *, n: int = 1, self_keys: bool = True)
     keys = (tuple(range(n)) + anchors) if self_keys else anchors
     layer = Layer(heads=(head,), query_rows=tuple(range(n)), key_rows=keys)
     readout = tuple((j, o) for j in range(n) for o in range(d_o))
-    return Network(embedding=Embedding(const=mat(const), linear=tuple(mat(E) for E in lins)),
+    return Network(embedding=Embedding(const=tuple(const), linear=tuple(tuple(E) for E in lins)),
                    layers=(layer,), readout=readout)
 
 
@@ -294,6 +313,109 @@ def grid_meta(G: int, D: int, n: int, N: int, lam, self_keys: bool):
         copies = [[off + jp * N, str(lam)] for jp in range(n) if jp != j]
         per.append({"shape": [G] * D, "main": off + j * N, "copies": copies})
     return per
+
+
+def grid_anchors(cen):
+    """(A, Bv) of the nearest-centre partition of the product grid ``cen`` (C order): a = 2c, b = -|c|^2."""
+    A, Bv = [], []
+    for idx in itertools.product(*(range(len(row)) for row in cen)):
+        c = [cen[d][k] for d, k in enumerate(idx)]
+        A.append(tuple(2 * v for v in c))
+        Bv.append(-sum(v * v for v in c))
+    return A, Bv
+
+
+def _map_meta(cen, values, beta, lam, n, self_keys, network) -> dict:
+    """What ``map_network`` was given (and the network it gave), so that ``grid_to_float64`` can redo it in float64."""
+    return {"centres": tuple(tuple(row) for row in cen), "values": tuple(tuple(v) for v in values),
+            "beta": Fraction(beta), "lam": Fraction(lam), "n": n, "self_keys": self_keys, "network": network}
+
+
+def dyadic_centres(cen):
+    """The centres rounded to one dyadic grid 2^-m, as fine as float64 allows, or None.
+
+    With every centre c = p 2^-m and |p| <= isqrt((2^53 - 1) / D), each 2c and each
+    |c|^2 = sum_d p_d^2 2^-2m (D <= 3 terms) is an exact float64, so the anchors' logits
+    are exactly separable.  None when two centres of one dimension merge (or m leaves the
+    float64 exponent range); the caller then rounds the weights the general way.
+    """
+    D = len(cen)
+    P = math.isqrt((2 ** 53 - 1) // D)
+    M = max(abs(v) for row in cen for v in row)
+    m = 0
+    if M > 0:  # the largest m with M 2^m + 1/2 <= P
+        m = P.bit_length() - (M.numerator.bit_length() - M.denominator.bit_length()) + 2
+        while M * Fraction(2) ** m + Fraction(1, 2) > P:
+            m -= 1
+    if not -900 <= m <= 500:
+        return None
+    s = Fraction(2) ** m
+    out = tuple(tuple(Fraction(round(v * s)) / s for v in row) for row in cen)
+    if any(a >= b for row in out for a, b in zip(row, row[1:])):
+        return None
+    return out
+
+
+def _fold_beta(net: Network) -> Network:
+    """beta folded into W_Q exactly (no rounding)."""
+    from dataclasses import replace
+    layers = tuple(replace(layer, heads=tuple(replace(h, wq=tuple(tuple(v * h.beta for v in row) for row in h.wq),
+                                                      beta=Fraction(1)) for h in layer.heads))
+                   for layer in net.layers)
+    return replace(net, layers=layers)
+
+
+def grid_to_float64(construction):
+    """The float64 version of a [MAP] grid construction that keeps the grid exact, or None.
+
+    The grid centres become dyadic (``dyadic_centres``), beta becomes float(beta) and is
+    folded into W_Q, the boost lam/beta and the cell values are rounded to float64; the
+    embedding then holds a = 2c, |c|^2, the boost and the values as exact float64 numbers,
+    so the network is its own float64 rounding and its logits are exactly
+    lam' + beta'(2c.x - |c|^2) with lam' = beta' * boost': the product grid (and its
+    shifted copies for max-affine-seq, shift lam') holds exactly for the rounded weights.
+    None when the construction is not the grid its metadata describes or the centres
+    cannot be made dyadic; ``constructions.float64.to_float64`` (which finds this function
+    in the construction's "float64" metadata) then rounds generically.
+    """
+    from dataclasses import replace
+    meta = dict(construction.meta)
+    mm, grid = meta.get("map"), meta.get("grid")
+    if mm is None or grid is None:
+        return None
+    if mm["network"] != construction.network:  # (the same object, normally: then this costs nothing)
+        return None  # the network is not (any more) the one the metadata describes
+    cen = mm["centres"]
+    cen64 = dyadic_centres(cen)
+    beta64 = round_f64(mm["beta"])
+    if cen64 is None or not beta64 > 0:
+        return None
+    lam64 = beta64 * round_f64(mm["lam"] / beta64)
+    vals64 = [[round_f64(v) for v in out] for out in mm["values"]]
+    A64, Bv64 = grid_anchors(cen64)
+    net = map_network(A64, Bv64, vals64, beta64, lam64, n=mm["n"], self_keys=mm["self_keys"])
+    net64 = _fold_beta(net)
+    if not is_float64(net64):  # every weight must already be a float64: nothing is rounded
+        return None
+    G = [len(row) for row in cen]
+    n, N = mm["n"], math.prod(G)
+    shift = max(abs(a - b) for r0, r1 in zip(cen, cen64) for a, b in zip(r0, r1))
+    new_meta = tuple((k, v) for k, v in construction.meta if k not in ("grid", "map")) + (
+        ("grid", grid_meta(G[0], len(G), n, N, lam64, mm["self_keys"])),
+        ("map", _map_meta(cen64, vals64, beta64, lam64, n, mm["self_keys"], net64)))
+    note = (f"float64: grid centres rounded to one dyadic grid (largest shift {float(shift):.3g}) so that 2c and "
+            f"|c|^2 are exact float64s; beta = {float(beta64)!r} folded into W_Q; lam/beta and the cell values "
+            f"rounded to float64 (effective lam = {float(lam64)!r}); no other weight rounded, so the product-grid "
+            f"factorisation holds exactly for these weights (the a-priori bound is the unrounded one's)")
+    params = tuple(p for p in construction.params if p[0] != "float64") + (("float64", 1),)
+    return replace(construction, network=net64, params=params, meta=new_meta,
+                   notes=tuple(construction.notes) + (note,))
+
+
+def _finish(c: Construction, float64: int) -> Construction:
+    if float64 not in (0, 1):
+        raise ParameterError(f"float64 must be 0 or 1, got {float64}")
+    return to_float64(c) if float64 else c
 
 
 def _common(f, D, B, lo, hi, n_out=1):
@@ -350,7 +472,7 @@ def _params_grid(domain, G, beta, kappa, lam, eps_r, stats, centres="cells"):
     return G, h, beta_q, lam_q, centres
 
 
-def build_max_affine(f, D, B, lo, hi, G, beta, kappa, lam, eps, L, values, centres, partition,
+def build_max_affine(f, D, B, lo, hi, G, beta, kappa, lam, eps, L, values, centres, partition, float64=0,
                      _variant="max-affine") -> Construction:
     if values not in ("center", "average"):
         raise ParameterError(f"values must be 'center' or 'average', got {values!r}")
@@ -368,21 +490,17 @@ def build_max_affine(f, D, B, lo, hi, G, beta, kappa, lam, eps, L, values, centr
             raise ParameterError("beta must be positive and lam >= 0")
         net = map_network(A, Bv, vals, beta_q, lam_q, self_keys=not cross)
         params = (("f", f), ("D", D), ("beta", beta_q), ("lam", lam_q), ("partition", partition))
-        return Construction(name=_variant, paper=PAPER, theorem=CLAIM, params=params, network=net,
-                            target=trees, domain=domain, apriori_bound=None,
-                            notes=("user max-affine partition: logits beta*(a_i.x + b_i) + lam; "
-                                   "query token is a key with logit 0" if not cross else
-                                   "user max-affine partition (cross-attention: no self key)",))
+        return _finish(Construction(name=_variant, paper=PAPER, theorem=CLAIM, params=params, network=net,
+                                    target=trees, domain=domain, apriori_bound=None,
+                                    notes=("user max-affine partition: logits beta*(a_i.x + b_i) + lam; "
+                                           "query token is a key with logit 0" if not cross else
+                                           "user max-affine partition (cross-attention: no self key)",)), float64)
     stats = _stats(trees, domain, L_q)
     G, h, beta_q, lam_q, centres = _params_grid(domain, G, beta, kappa,
                                                 "0" if (cross and lam in ("", None)) else lam, eps, stats, centres)
     cen = grid_centres(domain, G, centres)
-    A, Bv = [], []
-    for idx in itertools.product(range(G), repeat=D):
-        c = [cen[d][k] for d, k in enumerate(idx)]
-        A.append(tuple(2 * v for v in c))
-        Bv.append(-sum(v * v for v in c))
-    vals = cell_values(trees, domain, G, values, centres)
+    A, Bv = grid_anchors(cen)
+    vals = cell_values(trees, domain, G, values, centres, cen)
     net = map_network(A, Bv, vals, beta_q, lam_q, self_keys=not cross)
     L_, osc, R = stats
     notes.append("anchor logits beta*(2c.x - |c|^2) + lam; " + (
@@ -396,15 +514,17 @@ def build_max_affine(f, D, B, lo, hi, G, beta, kappa, lam, eps, L, values, centr
     c = Construction(name=_variant, paper=PAPER, theorem=CLAIM, params=params, network=net,
                      target=trees, domain=domain,
                      apriori_bound=apriori(D, h, beta_q, lam_q, L_, osc, R, self_key=not cross),
-                     notes=tuple(notes), meta=(("grid", grid_meta(G, D, 1, G ** D, lam_q, not cross)),))
-    return c
+                     notes=tuple(notes), meta=(("grid", grid_meta(G, D, 1, G ** D, lam_q, not cross)),
+                                               ("map", _map_meta(cen, vals, beta_q, lam_q, 1, not cross, net)),
+                                               ("float64", grid_to_float64)))
+    return _finish(c, float64)
 
 
 def build_cross(**kw) -> Construction:
     return build_max_affine(**kw, _variant="cross-attention")
 
 
-def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, centres) -> Construction:
+def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, centres, float64=0) -> Construction:
     """seq2seq: x in R^{d x n} (input x_{i + d*j} = entry i of token j), outputs f_{o + d_o*j}."""
     if values not in ("center", "average"):
         raise ParameterError(f"values must be 'center' or 'average', got {values!r}")
@@ -419,12 +539,8 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
     if lam_q == 0:
         raise ParameterError("seq2seq needs lam > 0 (the boost selects the output position)")
     cen = grid_centres(domain, G, centres)
-    A, Bv = [], []
-    for idx in itertools.product(range(G), repeat=D):
-        c = [cen[dd][k] for dd, k in enumerate(idx)]
-        A.append(tuple(2 * v for v in c))
-        Bv.append(-sum(v * v for v in c))
-    vals = cell_values(trees, domain, G, values, centres)
+    A, Bv = grid_anchors(cen)
+    vals = cell_values(trees, domain, G, values, centres, cen)
     net = map_network(A, Bv, vals, beta_q, lam_q, n=n)
     L_, osc, R = stats
     params = (("f", f), ("d", d), ("n", n), ("d_o", d_o), ("lo", domain[0][0]), ("hi", domain[0][1]),
@@ -434,8 +550,10 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
                      target=trees, domain=domain, apriori_bound=bound,
                      notes=("anchors (cell, position j'); query j adds lam only for j' = j; query tokens "
                             "are keys with logit 0 and get no boost", f"tokens n(1 + G^(dn)) = {n * (1 + G ** D)}"),
-                     meta=(("grid", grid_meta(G, D, n, G ** D, lam_q, True)),))
-    return c
+                     meta=(("grid", grid_meta(G, D, n, G ** D, lam_q, True)),
+                           ("map", _map_meta(cen, vals, beta_q, lam_q, n, True, net)),
+                           ("float64", grid_to_float64)))
+    return _finish(c, float64)
 
 
 _COMMON = (
@@ -450,6 +568,8 @@ _COMMON = (
     Param("L", "choice", "", "l1-gradient Lipschitz bound of f (default: interval evaluation)"),
     Param("values", "choice", "center", "cell values: center (L-inf) or average (L_p)"),
     Param("centres", "choice", "nodes", "grid centres: nodes (ends included) or cells (cube centres)"),
+    Param("float64", "int", "0", "1: the float64 network (dyadic grid centres, beta folded into W_Q, every "
+                                 "weight a float64 and the grid exact), as certify --float64 builds it"),
 )
 
 register(Spec(

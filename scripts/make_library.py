@@ -1,8 +1,10 @@
 """(Re)generate certificates/library/: one reproducible certificate per reference construction.
 
 Each row of LIBRARY names a file, a construction, its exact parameters (strings) and the eps
-to certify.  Certificates are written without timing and version fields, so re-running this
-script on the same machine gives identical bytes.  ``--check`` regenerates in memory and exits 1
+to certify.  Every row certifies the float64 version (``float64=1``: what ``attncert certify
+--float64`` certifies and the exporters write; ``constructions.float64.to_float64``), so each
+library certificate can be exported as it is.  Certificates are written without timing and
+version fields, so re-running this script on the same machine gives identical bytes.  ``--check`` regenerates in memory and exits 1
 if a library file differs (or is missing) without writing anything.
 
     python scripts/make_library.py            # rewrite the library
@@ -23,38 +25,48 @@ import verify  # noqa: E402
 from certificates.model import canonical  # noqa: E402
 
 RAMP = {"a": "-1", "b": "1", "lo": "-2", "hi": "2"}
+F64 = {"float64": "1"}  # every entry is the float64 version of its construction
 
 # (file, construction, exact parameters, eps, why this eps is meaningful)
 LIBRARY = (
-    ("ramp-p41-kappa8.json", "ramp", {**RAMP, "p": "41", "kappa": "8"}, "7/500",
+    ("ramp-p41-kappa8.json", "ramp", {**RAMP, "p": "41", "kappa": "8", **F64}, "7/500",
      "eps = 1.04 x the dense-sample sup error 0.01342, below the a-priori bound 0.0263"),
-    ("ramp-p41-kappa27_10.json", "ramp", {**RAMP, "p": "41", "kappa": "27/10"}, "7/2000",
+    ("ramp-p41-kappa27_10.json", "ramp", {**RAMP, "p": "41", "kappa": "27/10", **F64}, "7/2000",
      "sharp regime: eps = 1.11 x the sup error 0.003151, 90x below the a-priori bound 0.313"),
-    ("ramp-seq-n2-p9.json", "ramp-seq", {"n": "2", "p": "9"}, "1/10",
+    ("ramp-seq-n2-p9.json", "ramp-seq", {"n": "2", "p": "9", **F64}, "1/10",
      "two tokens, each its own Range_[-1,1](w_i x_i + t_i); every output certified at once"),
-    ("ramp-multihead-H4-n9.json", "ramp-multihead", {"H": "4", "n": "9"}, "1/50",
+    ("ramp-multihead-H4-n9.json", "ramp-multihead", {"H": "4", "n": "9", **F64}, "1/50",
      "four heads with position bias, 36 anchors in all; a REFUTED witness exists at eps 0.0165"),
-    ("relu-net-sin3x-v1.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "1"}, "1/20",
+    ("relu-net-sin3x-v1.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "1", **F64}, "1/20",
      "variant (i): one attention layer + softmax + linear readout; the whole chain |f - attention|"),
-    ("relu-net-sin3x-v2.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "2"}, "1/20",
+    ("relu-net-sin3x-v2.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "2", **F64}, "1/20",
      "variant (ii): two attention layers; layer 1's error is propagated through layer 2's logits"),
-    ("icl-gd-n2-d1.json", "icl-gd", {"n": "2"}, "1/5",
+    ("icl-gd-n2-d1.json", "icl-gd", {"n": "2", **F64}, "1/5",
      "one in-context GD step over a 5-D prompt box; the proved bound is loose (sampled error ~0.004)"),
-    ("max-affine-1d-sin3x.json", "max-affine", {"f": "sin(3*x0)", "G": "32", "kappa": "3"}, "1/20",
+    ("max-affine-1d-sin3x.json", "max-affine", {"f": "sin(3*x0)", "G": "32", "kappa": "3", **F64}, "1/20",
      "[MAP] 1-D grid of 33 cells; self key boosted by lambda"),
-    ("max-affine-2d-sin2x-cos3y.json", "max-affine", {"f": "sin(2*x0)*cos(3*x1)", "B": "1"}, "1/20",
+    ("max-affine-2d-sin2x-cos3y.json", "max-affine", {"f": "sin(2*x0)*cos(3*x1)", "B": "1", **F64}, "1/20",
      "[MAP] the 2-D acceptance case: 401 tokens, grid path with the exact 1-D factorisation"),
-    ("cross-attention-2d.json", "cross-attention", {"f": "sin(x0)*cos(2*x1)", "G": "8"}, "3/20",
+    ("cross-attention-2d.json", "cross-attention", {"f": "sin(x0)*cos(2*x1)", "G": "8", **F64}, "3/20",
      "[MAP] queries from x, keys/values from a fixed anchor context"),
-    ("max-affine-seq-d1n2.json", "max-affine-seq", {"f": "sin(x0+x1); x0*x1", "G": "6"}, "1/5",
+    ("max-affine-seq-d1n2.json", "max-affine-seq", {"f": "sin(x0+x1); x0*x1", "G": "6", **F64}, "1/5",
      "[MAP] seq2seq with d*n = 2: anchors per (cell, position), two outputs"),
 )
+
+
+def build(name, params):
+    """The construction of a row: ``float64=1`` means its float64 version (as ``attncert audit`` rebuilds it)."""
+    from constructions.float64 import to_float64
+    params = dict(params)
+    f64 = params.pop("float64", "0") == "1"
+    c = constructions.build(name, **params)
+    return to_float64(c) if f64 else c
 
 
 def generate(row) -> tuple:
     """(certificate document, one-line summary) for one LIBRARY row; fails if it does not certify."""
     fname, name, params, eps, why = row
-    c = constructions.build(name, **params)
+    c = build(name, params)
     res = verify.certify(c, eps, progress=False)
     if res.status != verify.CERTIFIED:
         raise SystemExit(f"{fname}: {name} {params} at eps {eps}: {res.status} ({res.reason})")
@@ -67,7 +79,10 @@ def generate(row) -> tuple:
 def readme(lines) -> bytes:
     head = ("# Certificate library\n\nOne certificate per reference construction, generated by "
             "`python scripts/make_library.py` and audited by `.ci/run` with\n`attncert audit certificates/library` "
-            "(re-check in Arb + rebuild from the stored parameters, same weights hash).\n\n"
+            "(re-check in Arb + rebuild from the stored parameters, same weights hash).\n"
+            "Every entry certifies the float64 version of its construction (`float64=1`, as `attncert certify "
+            "--float64`),\nso its weights are float64 values and `attncert export` writes exactly what was "
+            "certified.\n\n"
             "| file | construction | parameters | eps | proved bound | observed error | boxes | why |\n"
             "|---|---|---|---|---|---|---|---|\n")
     return (head + "\n".join(lines) + "\n").encode()

@@ -15,7 +15,7 @@ import numpy as np
 
 from .closed_form import CellPlan, cell_bound, default_cells, plan_cell
 from ..search.certify import CERTIFIED, REFUTED, UNKNOWN, certify
-from ..enclose.linearize import affine_form
+from ..enclose.linearize import UnsupportedNetwork, affine_form
 from .map_cells import is_max_affine_grid, map_cells
 from .partition import partition_lemmas
 from ..search.sampling import max_error_sampled
@@ -73,7 +73,12 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
     if eps <= 0:
         raise ValueError("eps must be positive")
     t0 = time.perf_counter()
-    forms = affine_form(construction.network)
+    net = construction.network
+    if len(net.layers) != 1 or net.layers[0].post is not None or net.final_softmax \
+            or net.readout_linear is not None:
+        raise UnsupportedNetwork("the analytic route handles one plain attention layer (no post map, final "
+                                 "softmax or linear readout); use --method paving")
+    forms = affine_form(net)
     grid = is_max_affine_grid(construction)
     if cells is None and grid:
         cells = map_cells(construction, sub)

@@ -1,8 +1,9 @@
 """The cells of a [MAP] max-affine grid: each anchor's nearest-centre (Voronoi) cube, clipped to the domain.
 
-Cells come from the construction's own grid centres (exact), so the analytic route's pieces are
-the partition's cells (optionally split ``sub`` times per axis to resolve the soft transition),
-and ``leaders`` names the anchor key whose logit leads each cell.
+Cells come from the grid centres the construction's network was built from (exact; for its
+float64 version the dyadic centres of ``constructions.max_affine.grid_to_float64``), so the
+analytic route's pieces are the partition's cells (optionally split ``sub`` times per axis to
+resolve the soft transition), and ``leaders`` names the anchor key whose logit leads each cell.
 """
 from __future__ import annotations
 
@@ -40,7 +41,10 @@ def partition_cells(construction):
     prm = construction.param_dict()
     G = int(prm["G"])
     dom = construction.domain
-    cen = grid_centres(dom, G, prm["centres"])
+    mm = dict(construction.meta).get("map")
+    # the centres the network was built from (dyadic ones for its float64 version); the partition
+    # lemmas then check, from the exact weights, that each cell is the one its anchor leads
+    cen = [list(row) for row in mm["centres"]] if mm is not None else grid_centres(dom, G, prm["centres"])
     per_dim = []
     for d, (lo, hi) in enumerate(dom):
         f = faces_1d(cen[d], lo, hi)
