@@ -26,7 +26,8 @@ def cmd_check(args) -> int:
             raise UserError(f"{path}: {e}")
         try:
             if args.weights:  # the weights file must hold exactly the certified weights
-                # an unreadable weights file raises WeightsFileError, a ValueError: one line, exit code 2
+                # an unreadable or foreign weights file raises WeightsFileError, and a certificate that
+                # cannot export ExportError (ValueErrors): one line, exit code 2
                 from certificates.export.weights_check import check_weights
                 bad = check_weights(args.weights, doc)
                 if bad:
@@ -89,6 +90,7 @@ def add_command(sub) -> None:
                     help="re-run SMT lemmas with cvc5 as well (skipped with a message when cvc5 is absent)")
     sp.add_argument("--lemma-timeout", type=float, default=None,
                     help="seconds per SMT lemma (default 10); a lemma that times out is 'unknown': invalid")
-    sp.add_argument("--weights", metavar="FILE", help="also confirm that FILE (safetensors or npz) holds "
-                                                      "exactly the certificate's weights, bit for bit")
+    sp.add_argument("--weights", metavar="FILE", help="also confirm that FILE (an export: safetensors, npz, torch "
+                                                      ".pt, ONNX or Flax msgpack) holds exactly the certificate's "
+                                                      "weights, every tensor bit for bit")
     sp.set_defaults(fn=cmd_check)

@@ -1,7 +1,10 @@
 """Exporters of certified float64 weights: safetensors, torch, ONNX, Flax and NumPy npz.
 
 Each reads a certificate's JSON (never the construction code), refuses weights that are
-not float64 values, and writes one file atomically; heavy frameworks are imported lazily.
+not float64 values (with the command that makes a float64 certificate), and writes one file
+atomically, carrying the claim in the format's own metadata; heavy frameworks are imported
+lazily.  ``files`` reads any export back, ``weights_check`` compares one with a certificate,
+and ``torch_model``, ``flax_model``, ``numpy_model`` run them.  Reference: docs/formats.md.
 """
 from __future__ import annotations
 

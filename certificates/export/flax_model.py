@@ -1,13 +1,16 @@
-"""Run an attncert Flax export: linen ``MultiHeadDotProductAttention`` per layer, in float64.
+"""Run an attncert Flax export: a linen module (one ``MultiHeadDotProductAttention`` per layer), float64.
 
-Needs ``jax.config.update("jax_enable_x64", True)`` before use.  ``float64_attention`` is
-our own attention function (flax's scaling by 1/sqrt(head_dim), softmax in float64), the
-reference that the tests use besides flax's own ``dot_product_attention``.
+Self-contained (imports only jax and flax).  Needs ``jax.config.update("jax_enable_x64",
+True)`` first.  ``module, variables = load(path)``, then ``module.apply(variables, X)`` for
+inputs X (N, n_inputs).  ``float64_attention`` is our own attention function (flax's
+scaling by 1/sqrt(head_dim), softmax in float64), a second reference besides flax's own
+``dot_product_attention``.  Layout: docs/formats.md.
 """
 from __future__ import annotations
 
 import functools
 import json
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -29,41 +32,53 @@ def float64_attention(query, key, value, bias=None, mask=None, **_):
     return jnp.einsum("...hqk,...khd->...qhd", w, value)
 
 
-class AttncertFlax:
-    """Embedding + one ``nn.MultiHeadDotProductAttention`` per layer + readout."""
+def _zeros(key, shape, dtype=jnp.float64):
+    return jnp.zeros(shape, dtype)
 
-    def __init__(self, tree: dict, attention_fn=None):
+
+class AttncertFlax(nn.Module):
+    """Embedding, one ``nn.MultiHeadDotProductAttention`` per layer (bias, post map), readout."""
+    config: str                      # the export's "config" (JSON text: rows, heads, shapes, readout)
+    attention_fn: Callable = nn.dot_product_attention
+    claim: str = ""                  # the export's "attncert" claim (JSON text)
+
+    @nn.compact
+    def __call__(self, x: Any) -> Any:
         if not jax.config.jax_enable_x64:
             raise RuntimeError('enable float64 first: jax.config.update("jax_enable_x64", True)')
-        self.meta = json.loads(tree["attncert"])
-        self.tree = tree
-        self.layers = []
-        for i in range(len(tree["layers"])):
-            layer = tree["layers"][str(i)]
-            fn = attention_fn or nn.dot_product_attention
-            if "bias" in layer:
-                fn = functools.partial(fn, bias=jnp.asarray(layer["bias"]))
-            module = nn.MultiHeadDotProductAttention(
-                num_heads=int(layer["num_heads"]), qkv_features=int(layer["num_heads"]) * int(layer["head_dim"]),
-                out_features=int(layer["d_out"]), use_bias=False, dtype=jnp.float64, param_dtype=jnp.float64,
-                attention_fn=fn, deterministic=True)
-            self.layers.append((module, {"params": layer["params"]}, layer))
-        self._jitted = jax.jit(self.forward)
+        c = json.loads(self.config)
+        T, d, n_in = c["tokens"], c["width"], c["n_inputs"]
+        x = jnp.asarray(x, dtype=jnp.float64)
+        Z = (self.param("embed_const", _zeros, (T, d))
+             + jnp.einsum("ni,itd->ntd", x, self.param("embed_linear", _zeros, (n_in, T, d))))
+        for i, layer in enumerate(c["layers"]):
+            L, S, H = len(layer["query_rows"]), len(layer["key_rows"]), layer["num_heads"]
+            fn = self.attention_fn
+            if layer["bias"]:  # (heads, L, S), broadcast over the batch by dot_product_attention
+                fn = functools.partial(fn, bias=self.param(f"layer_{i}_bias", _zeros, (H, L, S)))
+            mha = nn.MultiHeadDotProductAttention(
+                num_heads=H, qkv_features=H * layer["head_dim"], out_features=layer["d_heads"], use_bias=False,
+                dtype=jnp.float64, param_dtype=jnp.float64, attention_fn=fn, deterministic=True, name=f"layer_{i}")
+            Zk = Z[:, jnp.asarray(layer["key_rows"])]
+            Y = mha(Z[:, jnp.asarray(layer["query_rows"])], inputs_k=Zk)  # values = keys
+            if layer["post"]:  # Y W + B
+                Y = (Y @ self.param(f"layer_{i}_post_W", _zeros, (layer["d_heads"], layer["d_out"]))
+                     + self.param(f"layer_{i}_post_B", _zeros, (L, layer["d_out"])))
+            Z = Y
+        if c["final_softmax"]:
+            Z = jax.nn.softmax(Z, axis=-1)
+        r = jnp.asarray(c["readout"])
+        y = Z[:, r[:, 0], r[:, 1]]
+        if c["readout_linear"] is not None:  # rows [bias, weight per readout entry]
+            lin = self.param("readout_linear", _zeros, tuple(c["readout_linear"]))
+            y = lin[:, 0] + y @ lin[:, 1:].T
+        return y
 
-    def __call__(self, x):
-        """Outputs (N, n_outputs) for inputs x (N, n_inputs), compiled once per input shape."""
-        return self._jitted(jnp.asarray(x, dtype=jnp.float64))
 
-    def forward(self, x):
-        Z = self.tree["embed"]["const"] + jnp.einsum("ni,itd->ntd", x, self.tree["embed"]["linear"])
-        for module, variables, layer in self.layers:
-            q, k = Z[:, layer["query_rows"]], Z[:, layer["key_rows"]]
-            Z = module.apply(variables, q, k)  # inputs_v defaults to inputs_k
-        r = self.tree["readout"]
-        return Z[:, r[:, 0], r[:, 1]]
-
-
-def load(path, attention_fn=None) -> AttncertFlax:
-    """Read an export written by ``attncert export --to flax`` (msgpack, no pickle)."""
+def load(path, attention_fn=None) -> tuple:
+    """``(module, variables)`` of an export written by ``attncert export --to flax`` (msgpack, no pickle)."""
     with open(path, "rb") as fh:
-        return AttncertFlax(msgpack_restore(fh.read()), attention_fn)
+        tree = msgpack_restore(fh.read())
+    module = AttncertFlax(config=tree["config"], attention_fn=attention_fn or nn.dot_product_attention,
+                          claim=tree["attncert"])
+    return module, {"params": tree["params"]}

@@ -1,9 +1,9 @@
 """NumPy ``.npz`` export: float64 arrays with the exact rationals as strings beside them.
 
-For each canonical tensor NAME the archive holds ``NAME`` (float64) and ``NAME.exact``
-(unicode "p/q" strings); ``attncert.meta`` holds the hashes as JSON.  Written with fixed
-zip timestamps so the same certificate gives byte-identical files; loads with
-``np.load(path, allow_pickle=False)``.
+For each canonical tensor NAME (as in safetensors) the archive holds ``NAME`` (float64) and
+``NAME.exact`` (unicode "p/q" strings); ``attncert`` (a 0-d unicode array) holds the claim
+and the wiring as JSON.  Written with fixed zip timestamps so the same certificate gives
+byte-identical files; loads with ``np.load(path, allow_pickle=False)``.
 """
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import zipfile
 
 import numpy as np
 
-from .certdata import canonical, metadata, read, write_atomic
+from .certdata import metadata_text, read, write_atomic
+
+META_KEY = "attncert"
 
 
 def _member(zf, name, arr) -> None:
@@ -31,7 +33,7 @@ def to_bytes(doc) -> bytes:
         for name, arr in net.tensors.items():
             _member(zf, name, arr)
             _member(zf, name + ".exact", np.array(net.exact[name], dtype=str))
-        _member(zf, "attncert.meta", np.array(canonical(metadata(net)).decode("ascii")))
+        _member(zf, META_KEY, np.array(metadata_text(net, "npz")))
     return out.getvalue()
 
 

@@ -1,16 +1,17 @@
-"""ONNX export: a MatMul/Softmax graph (opset 17) with beta folded into DOUBLE initializers.
+"""ONNX export: one MatMul/Softmax graph (opset 17) with beta folded into DOUBLE initializers.
 
 Input ``x`` (N, n_inputs) double, output ``y`` (N, n_outputs) double.  No attribute carries
 a float: only Softmax's axis, Transpose's perm and Gather's axis, all integers.  With
 ``attention_op=True`` each head is instead an opset-23 ``Attention`` node whose only float
-attribute is ``scale=1.0`` (exact in float32), softmax in DOUBLE.  The certificate's
-hashes ride in ``metadata_props["attncert"]``.
+attribute is ``scale=1.0`` (exact in float32), softmax in DOUBLE.  Logit biases, post maps,
+a final softmax and a linear readout are plain Add/MatMul/Softmax nodes.  The claim rides in
+``metadata_props["attncert"]``.  Initializer names: docs/formats.md.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .certdata import canonical, metadata, read, write_atomic
+from .certdata import metadata_text, read, write_atomic
 
 OPSET = 17
 IR_VERSION = 8
@@ -62,18 +63,31 @@ def model(doc, attention_op: bool = False):
             A = node("Softmax", [S], ph + ".A", axis=-1)
             V = node("MatMul", [Zk, init(ph + ".wv", h.wv)], ph + ".V")
             outs.append(node("MatMul", [node("MatMul", [A, V], ph + ".AV"), init(ph + ".wo", h.wo)], ph + ".out"))
-        Z = node("Sum", outs, f"Z{li + 1}") if len(outs) > 1 else node("Identity", outs, f"Z{li + 1}")
+        Y, Zn = (f"{p}.Y", f"Z{li + 1}") if layer.post_w is not None else (f"Z{li + 1}", None)
+        Z = node("Sum", outs, Y) if len(outs) > 1 else node("Identity", outs, Y)
+        if layer.post_w is not None:  # Z = Y W + B
+            Z = node("Add", [node("MatMul", [Z, init(p + ".post.W", layer.post_w)], p + ".YW"),
+                             init(p + ".post.B", layer.post_b)], Zn)
+    if net.final_softmax:
+        Z = node("Softmax", [Z], "Z.softmax", axis=-1)
     rows, cols = len(net.layers[-1].query_rows), net.layers[-1].d_out
     Zf = node("Reshape", [Z, init("readout.shape", [-1, rows * cols], np.int64)], "readout.flat")
-    node("Gather", [Zf, init("readout.index", [r * cols + c for r, c in net.readout], np.int64)], "y", axis=1)
+    idx = init("readout.index", [r * cols + c for r, c in net.readout], np.int64)
+    if net.readout_linear is None:
+        node("Gather", [Zf, idx], "y", axis=1)
+    else:  # y = bias + entries @ W^T
+        entries = node("Gather", [Zf, idx], "readout.entries", axis=1)
+        lin = net.readout_linear
+        node("Add", [node("MatMul", [entries, init("readout.linear.weights_t", lin[:, 1:].T)], "readout.yw"),
+                     init("readout.linear.bias", lin[:, 0])], "y")
     graph = helper.make_graph(
         nodes, "attncert_" + (net.name or "network"),
         [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["N", n_in])],
-        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", len(net.readout)])], inits)
+        [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["N", net.n_outputs])], inits)
     opset, ir = (ATTENTION_OPSET, ATTENTION_IR_VERSION) if attention_op else (OPSET, IR_VERSION)
     m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir,
                           producer_name="attncert", producer_version="1")
-    helper.set_model_props(m, {"attncert": canonical(metadata(net)).decode("ascii")})
+    helper.set_model_props(m, {"attncert": metadata_text(net, "onnx")})
     onnx.checker.check_model(m, full_check=True)
     return m
 

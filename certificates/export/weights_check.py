@@ -1,106 +1,104 @@
-"""``attncert check --weights``: does a weights file hold exactly a certificate's weights?
+"""``attncert check --weights``: does an export hold exactly a certificate's weights?
 
-Tensor by tensor, bit for bit (compared as 64-bit patterns, so -0.0 != 0.0), no tensor
-missing or extra, and the file's metadata must name this certificate's hashes.  Reads
-safetensors or the npz export; nothing is unpickled.
+Any of the five formats.  The file is read without executing anything, the export that
+the certificate gives in that format is made again in memory, and the two are compared
+entry by entry: every tensor bit for bit (as 64-bit patterns, so -0.0 != 0.0), every index,
+every graph node (ONNX) and the claim, nothing missing or extra.  A difference names the
+tensor.
 """
 from __future__ import annotations
 
+import importlib
 import json
-import zipfile
 
 import numpy as np
 
-from .certdata import ExportError, metadata, read, tensors_sha256
+from .certdata import CertificateMismatch, read
+from .files import Contents, WeightsFileError, contents, needs_message, read_bytes, sniff  # noqa: F401
 
 
-class WeightsFileError(ValueError):
-    """The weights file cannot be read (exit code 2)."""
+def _bits(a: np.ndarray) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return np.ascontiguousarray(a).view(np.dtype(f"<u{a.dtype.itemsize}") if a.dtype.byteorder != ">"
+                                            else np.dtype(f">u{a.dtype.itemsize}"))
+    return a
 
 
-def _read_safetensors(path):
-    from safetensors import safe_open
+def _compare_array(name, got, want) -> str | None:
+    if not isinstance(got, np.ndarray):
+        return f"tensor {name} is a {type(got).__name__}, expected an array"
+    if got.dtype != want.dtype:
+        return f"tensor {name} has dtype {got.dtype}, expected {want.dtype}"
+    if got.shape != want.shape:
+        return f"tensor {name} has shape {got.shape}, expected {want.shape}"
+    diff = np.flatnonzero(_bits(got).reshape(-1) != _bits(want).reshape(-1)) if got.size else []
+    if len(diff):
+        i = np.unravel_index(diff[0], want.shape)
+        g, w = got[i], want[i]
+        show = (lambda v: repr(float(v))) if want.dtype.kind == "f" else (lambda v: repr(v.item()))
+        return (f"tensor {name} differs at {tuple(int(v) for v in i)}: {show(g)} != certified {show(w)} "
+                f"({len(diff)} entr{'y differs' if len(diff) == 1 else 'ies differ'})")
+    return None
+
+
+def compare(got: Contents, want: Contents) -> list:
+    """Differences between an export read from a file and the one the certificate gives."""
+    problems = []
+    for name in want.entries:
+        if name not in got.entries:
+            problems.append(f"{'tensor' if isinstance(want.entries[name], np.ndarray) else 'entry'} {name} is missing")
+    for name in got.entries:
+        if name not in want.entries:
+            problems.append(f"unexpected entry {name}")
+    for name, w in want.entries.items():
+        if name not in got.entries:
+            continue
+        g = got.entries[name]
+        if isinstance(w, np.ndarray):
+            p = _compare_array(name, g, w)
+        else:
+            p = None if type(g) is type(w) and g == w else f"entry {name} is {str(g)[:60]!r}, expected {str(w)[:60]!r}"
+        if p:
+            problems.append(p)
     try:
-        with safe_open(path, "np") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for a damaged header
-        raise WeightsFileError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
-    from .safetensors_export import META_KEY
-    raw = meta.get(META_KEY)
-    return tensors, raw, sorted(meta)
+        claim = json.loads(got.claim_text)
+    except ValueError:
+        claim = None
+    expected = json.loads(want.claim_text)
+    if not isinstance(claim, dict):
+        return ["the file's attncert claim is not JSON"] + problems
+    keys = sorted(set(claim) | set(expected), key=lambda k: (k not in ("certificate_sha256", "weights_sha256"), k))
+    said = [f"claim {k} {claim.get(k)!r} does not match the certificate's {expected.get(k)!r}"
+            for k in keys if claim.get(k) != expected.get(k)]
+    # another certificate's export: say so first; otherwise a changed tensor is named first (even if
+    # the claim's tensors_sha256 was edited to match it)
+    other = any(claim.get(k) != expected.get(k) for k in ("certificate_sha256", "weights_sha256"))
+    return said + problems if other else problems + said
 
 
-def _read_npz(path):
+def expected_contents(doc, fmt: str, options: dict | None = None) -> Contents:
+    """The export that certificate ``doc`` gives in format ``fmt``, read back like a file."""
+    mod = importlib.import_module(f"certificates.export.{fmt}_export")
     try:
-        z = np.load(path, allow_pickle=False)
-        files = list(z.files)
-        arrays = {k: z[k] for k in files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise WeightsFileError(f"{path}: not a readable npz file ({str(e).splitlines()[0][:120]})") from None
-    if not all(isinstance(v, np.ndarray) for v in arrays.values()):  # e.g. a torch .pt, also a zip
-        raise WeightsFileError(f"{path}: a zip file but not an npz of arrays (check --weights reads "
-                               "safetensors or the npz export)")
-    raw = arrays.pop("attncert.meta", None)
-    exact = {k[:-len(".exact")]: v for k, v in arrays.items() if k.endswith(".exact")}
-    tensors = {k: v for k, v in arrays.items() if not k.endswith(".exact")}
-    return tensors, (None if raw is None else str(raw)), exact
+        data = mod.to_bytes(doc, **(options or {}))
+    except ImportError as e:
+        raise WeightsFileError(needs_message(fmt, e)) from None
+    return contents(data, fmt, "<expected>")
 
 
 def check_weights(path, doc) -> list:
-    """Problems found comparing ``path`` with certificate ``doc`` (empty list: identical)."""
+    """Problems found comparing ``path`` with certificate ``doc`` (empty list: identical).
+
+    Raises WeightsFileError when the file is unreadable or foreign, ExportError when the
+    certificate cannot be exported at all (e.g. weights that are not float64)."""
+    data = read_bytes(path)
+    fmt = sniff(data, path)
+    if fmt == "certificate":
+        raise WeightsFileError(f"{path} is a certificate, not a weights file (safetensors, npz, torch .pt, ONNX, "
+                               "Flax msgpack)")
+    got = contents(data, fmt, path)
     try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as e:
-        raise WeightsFileError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        net = read(doc)
-    except ExportError as e:
+        read(doc)
+    except CertificateMismatch as e:
         return [str(e)]
-    expected = net.tensors
-    exact = None
-    if magic.startswith(b"PK"):
-        tensors, raw, exact = _read_npz(path)
-        meta_keys = None
-    else:
-        tensors, raw, meta_keys = _read_safetensors(path)
-    problems = []
-    for name in expected:
-        if name not in tensors:
-            problems.append(f"tensor {name} is missing")
-    for name in tensors:
-        if name not in expected:
-            problems.append(f"unexpected tensor {name}")
-    for name, want in expected.items():
-        got = tensors.get(name)
-        if got is None:
-            continue
-        if got.dtype != np.float64:
-            problems.append(f"tensor {name} has dtype {got.dtype}, expected float64")
-        elif got.shape != want.shape:
-            problems.append(f"tensor {name} has shape {got.shape}, expected {want.shape}")
-        else:
-            diff = np.flatnonzero(got.astype("<f8").view("<u8") != want.astype("<f8").view("<u8"))
-            if diff.size:
-                i = np.unravel_index(diff[0], want.shape)
-                problems.append(f"tensor {name} differs at {tuple(int(v) for v in i)}: "
-                                f"{float(got[i])!r} != certified {float(want[i])!r} ({diff.size} entries differ)")
-        if exact is not None and (name not in exact or exact[name].tolist() != net.exact[name]):
-            problems.append(f"exact strings {name}.exact differ from the certificate")
-    if meta_keys is not None and meta_keys != ["attncert"]:
-        problems.append(f"metadata keys {meta_keys}, expected exactly ['attncert']")
-    try:
-        meta = json.loads(raw) if raw is not None else None
-    except ValueError:
-        meta = None
-    if not isinstance(meta, dict):
-        problems.append("file carries no attncert metadata")
-    else:
-        want_meta = metadata(net)
-        for key in ("certificate_sha256", "weights_sha256", "tensors_sha256", "schema_version"):
-            if meta.get(key) != want_meta[key]:
-                problems.append(f"metadata {key} {meta.get(key)!r} does not match the certificate's {want_meta[key]!r}")
-        if not problems and tensors_sha256({k: tensors[k] for k in expected}) != meta.get("tensors_sha256"):
-            problems.append("tensors_sha256 does not match the file's tensor bytes")
-    return problems
+    return compare(got, expected_contents(doc, fmt, got.options))
