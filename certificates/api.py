@@ -17,16 +17,27 @@ VOLATILE_NOTE = "omitted for a reproducible certificate"
 
 @dataclass(frozen=True)
 class CheckResult:
-    """Outcome of re-checking one certificate; ``ok`` is True exactly when it holds."""
+    """Outcome of re-checking one certificate; ``ok`` is True exactly when it holds.
+
+    ``norm`` is "Linf" (then ``norm_bound`` is the sup bound) or "Lp" with exponent ``p``;
+    ``checked_*`` are the checker's own bounds (floats rounded up), the others the certificate's
+    stated ones.  ``unverified`` names what the certificate states that the check did not verify.
+    """
     ok: bool
     status: str              # "CERTIFIED" when it holds, "INVALID" otherwise
     eps: Fraction | None
-    max_bound: Fraction | None   # the largest proved bound the certificate claims
-    checked_max_bound: float     # the largest bound the checker re-derived (0.0 if invalid)
+    max_bound: Fraction | None   # the largest proved sup bound the certificate claims
+    checked_max_bound: float     # the largest sup bound the checker re-derived (0.0 if invalid)
     boxes: int
     reason: str = ""
     name: str = ""
     path: str = ""
+    norm: str = "Linf"                 # "Linf" or "Lp"
+    p: Fraction | None = None          # the L_p exponent (None for Linf)
+    norm_bound: Fraction | None = None  # the claimed bound in that norm (the sup bound for Linf)
+    checked_norm_bound: float = 0.0    # the checker's own bound in that norm (0.0 if invalid)
+    witness_error: float = 0.0         # the checker's bound of the error at the witness
+    unverified: tuple = ()
 
     def __bool__(self) -> bool:
         return self.ok
@@ -42,31 +53,39 @@ def _frac(doc, *keys):
         return None
 
 
-def check(path_or_obj) -> CheckResult:
+def check(path_or_obj, **limits) -> CheckResult:
     """Re-check a certificate given as a path, bytes or a parsed dict.
 
     An invalid certificate gives ``ok=False`` with the reason; a file that cannot be read
-    or parsed raises ``CertificateError`` (that is an input error, not a verdict).
+    or parsed raises ``CertificateError`` (that is an input error, not a verdict), and a check
+    past a limit raises ``certificates.check.core.LimitExceeded`` (a ValueError; nothing decided).
+    ``limits``: ``max_bytes`` (file size, see ``model.load``), ``max_work`` and ``max_p`` (see
+    ``check_doc``), ``timeout_ms`` and ``cross_check`` (SMT lemmas).
     """
     from .check.document import Invalid, check_doc
+    max_bytes = limits.pop("max_bytes", None)
+    opts = {} if max_bytes is None else {"max_bytes": max_bytes}
     if isinstance(path_or_obj, dict):
         doc, path = path_or_obj, "<certificate>"
     elif isinstance(path_or_obj, (bytes, bytearray)):
-        doc, path = load(path_or_obj), "<bytes>"
+        doc, path = load(path_or_obj, **opts), "<bytes>"
     else:
         path = os.fspath(path_or_obj)
-        doc = load(path)
+        doc = load(path, **opts)
     name = doc.get("construction", {}).get("name", "") if isinstance(doc.get("construction"), dict) else ""
+    name = name if isinstance(name, str) else ""
     try:
-        rep = check_doc(doc, path)
+        rep = check_doc(doc, path, **limits)
     except Invalid as e:
         return CheckResult(False, "INVALID", _frac(doc, "eps"), _frac(doc, "result", "max_bound"),
-                           0.0, 0, str(e), str(name), path)
+                           0.0, 0, str(e), name, path)
     except (KeyError, TypeError, IndexError) as e:  # structure the schema could not vouch for
         return CheckResult(False, "INVALID", _frac(doc, "eps"), _frac(doc, "result", "max_bound"),
-                           0.0, 0, f"malformed certificate ({type(e).__name__}: {e})", str(name), path)
+                           0.0, 0, f"malformed certificate ({type(e).__name__}: {e})", name, path)
     return CheckResult(True, "CERTIFIED", Fraction(rep.eps), Fraction(rep.max_bound), rep.checked_max_bound,
-                       rep.boxes, "", rep.name, path)
+                       rep.boxes, "", rep.name, path, norm=rep.norm, p=Fraction(rep.p) if rep.p else None,
+                       norm_bound=Fraction(rep.norm_bound), checked_norm_bound=rep.checked_norm_bound,
+                       witness_error=rep.witness_error, unverified=tuple(rep.unverified))
 
 
 def reproducible_doc(doc) -> dict:

@@ -55,11 +55,17 @@ def emit_check(reports, out=None, env=os.environ) -> None:
     out = out or sys.stdout
     rows = []
     for r in reports:
-        if r["ok"]:
-            msg = (f"{r['name']}: sup error <= {r['checked_max_bound']:.6g} < eps {r['eps']} "
-                   f"over {r['boxes']} boxes (re-derived in Arb)")
+        if "error" in r:
+            print(annotation("error", r["error"], file=r["path"], title="attncert check: unreadable certificate"),
+                  file=out)
+            rows.append((r["path"], "", "ERROR", "", "", "", r["error"]))
+        elif r["ok"]:
+            lp = r.get("norm") == "Lp"
+            what = f"L{r['p']} error" if lp else "sup error"
+            bound = r["checked_norm_bound"] if lp else r["checked_max_bound"]
+            msg = f"{r['name']}: {what} <= {bound:.6g} < eps {r['eps']} over {r['boxes']} boxes (re-derived in Arb)"
             print(annotation("notice", msg, file=r["path"], title="attncert check: certificate holds"), file=out)
-            rows.append((r["path"], r["name"], "OK", r["eps"], f"{r['checked_max_bound']:.6g}", r["boxes"], ""))
+            rows.append((r["path"], r["name"], "OK", r["eps"], f"{bound:.6g}", r["boxes"], what))
         else:
             print(annotation("error", r["reason"], file=r["path"], title="attncert check: certificate INVALID"),
                   file=out)

@@ -2,7 +2,8 @@
 
 A certificate is canonical JSON (sorted keys, exact rationals as "p/q" strings, no
 floats anywhere) with a SHA-256 over its canonical bytes without the ``sha256`` field.
-Loading parses JSON only: no eval, no sympify, no pickle.
+Loading parses JSON only: no eval, no sympify, no pickle; it reads only a regular file of at
+most MAX_BYTES, and rejects float literals, repeated keys and nesting past MAX_NESTING.
 """
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import hashlib
 import json
 import os
 import platform
+import stat
 import tempfile
 from fractions import Fraction
 
 SCHEMA_VERSION = 1
-MAX_BYTES = 1 << 30
+MAX_BYTES = 64 << 20   # the largest certificate file read by default (64 MiB; raise with --max-size)
+MAX_NESTING = 512      # JSON nesting: a 200-deep expression nests 400 deep
 
 
 class CertificateError(ValueError):
@@ -146,28 +149,117 @@ def save(doc, path) -> None:
 
 
 def _no_float(text):
-    raise CertificateError(f"certificate contains a float literal {text!r}; numbers must be exact strings")
+    raise CertificateError(f"certificate contains a float literal {text[:40]!r}; numbers must be exact strings")
 
 
-def load(path_or_bytes) -> dict:
-    """Parse a certificate file as plain JSON (never executes anything)."""
+def unique_keys(pairs):
+    """``object_pairs_hook`` for ``json.load(s)``: reject an object that repeats a key.
+
+    JSON leaves the meaning of a repeated key open and Python silently keeps the last one, so a
+    file could show one value to a reader and another to the checker.  Raises CertificateError
+    (a ValueError).  Use it for every attncert JSON file: certificates, checkpoints, partitions.
+    """
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise CertificateError(f"JSON object repeats the key {k[:40]!r}")
+            seen.add(k)
+    return obj
+
+
+def _depth(obj, limit):
+    """Nesting depth of lists/dicts, iteratively (stops counting past ``limit``)."""
+    deepest, stack = 0, [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if d > deepest:
+            deepest = d
+            if d > limit:
+                return d
+        if type(o) is dict:
+            stack.extend((v, d + 1) for v in o.values() if type(v) in (dict, list))
+        elif type(o) is list:
+            stack.extend((v, d + 1) for v in o if type(v) in (dict, list))
+    return deepest
+
+
+def read_file(path, max_bytes: int = MAX_BYTES, what: str = "certificate") -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``, checked before reading: a FIFO, a
+    device (``/dev/zero``), a directory or an oversized file is refused at once, never read or
+    waited on.  Raises CertificateError naming ``--max-size`` for a file over the limit."""
+    path = os.fspath(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)   # non-blocking: opening a FIFO never waits for a writer
+    except OSError as e:
+        raise CertificateError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            raise CertificateError(f"cannot read {path}: it is {kind}, not a regular {what} file")
+        if st.st_size > max_bytes:
+            raise CertificateError(f"{what} {path} has {st.st_size} bytes, more than the limit of {max_bytes}; "
+                                   f"raise it with --max-size")
+        chunks, left = [], max_bytes + 1
+        while left > 0:
+            try:
+                chunk = os.read(fd, min(left, 1 << 24))
+            except BlockingIOError:   # cannot happen for a regular file; never spin on it
+                raise CertificateError(f"cannot read {path}: not a regular {what} file") from None
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise CertificateError(f"cannot read {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > max_bytes:
+        raise CertificateError(f"{what} {path} has more than {max_bytes} bytes; raise the limit with --max-size")
+    return data
+
+
+def parse(data: bytes, what: str = "certificate"):
+    """Parse JSON bytes strictly: UTF-8, no float/NaN/Infinity literal, no repeated key, nesting at
+    most MAX_NESTING; every failure is a one-line CertificateError (never a RecursionError)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CertificateError(f"{what} is not UTF-8 text") from None
+    try:
+        doc = json.loads(text, parse_float=_no_float, parse_constant=_no_float, object_pairs_hook=unique_keys)
+    except json.JSONDecodeError as e:
+        raise CertificateError(f"{what} is not valid JSON (truncated?): {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise CertificateError(f"{what} is nested more than {MAX_NESTING} levels deep") from None
+    except CertificateError:
+        raise
+    except ValueError as e:   # e.g. an integer with more digits than Python converts
+        raise CertificateError(f"{what} is not valid JSON: {str(e).splitlines()[0][:120]}") from None
+    if _depth(doc, MAX_NESTING) > MAX_NESTING:
+        raise CertificateError(f"{what} is nested more than {MAX_NESTING} levels deep")
+    return doc
+
+
+def load(path_or_bytes, *, max_bytes: int = MAX_BYTES) -> dict:
+    """Parse a certificate file as plain JSON (never executes anything).
+
+    Only a regular file of at most ``max_bytes`` (default MAX_BYTES, CLI ``--max-size``) is read;
+    see ``read_file`` and ``parse`` for what is refused.  Raises CertificateError.
+    """
     if isinstance(path_or_bytes, (bytes, bytearray)):
         data = bytes(path_or_bytes)
+        if len(data) > max_bytes:
+            raise CertificateError(f"certificate has {len(data)} bytes, more than the limit of {max_bytes}; "
+                                   f"raise it with --max-size")
     else:
-        try:
-            with open(path_or_bytes, "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-        except OSError as e:
-            raise CertificateError(f"cannot read {path_or_bytes}: {e.strerror}") from None
-    if len(data) > MAX_BYTES:
-        raise CertificateError("certificate larger than 1 GiB")
-    try:
-        doc = json.loads(data.decode("utf-8"), parse_float=_no_float,
-                         parse_constant=lambda c: _no_float(c))
-    except UnicodeDecodeError:
-        raise CertificateError("certificate is not UTF-8 text") from None
-    except json.JSONDecodeError as e:
-        raise CertificateError(f"certificate is not valid JSON (truncated?): {e.msg} at line {e.lineno}") from None
+        data = read_file(path_or_bytes, max_bytes)
+    doc = parse(data)
     if not isinstance(doc, dict):
         raise CertificateError("certificate is not a JSON object")
     return doc

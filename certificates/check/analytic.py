@@ -11,10 +11,10 @@ from __future__ import annotations
 from fractions import Fraction
 from itertools import combinations
 
-from flint import arb, fmpq
+from flint import arb
 
-from .arbexpr import arb_interval
-from .core import LEMMA_ID, Invalid, cvc5_answer, exact_cell, fr, q, rat, smt_num, smt_term, z3_answer
+from .core import (LEMMA_ID, Invalid, box_env, cvc5_answer, exact_cell, fr, q, rat, smt_num, smt_term, target_error,
+                   z3_answer)
 
 ACTIVE_ORDER_MAX = 4
 
@@ -129,8 +129,7 @@ def analytic_bound(piece, cell, heads_all, targets, lemmas, used):
     want = sorted((o, h) for o in range(len(heads_all)) for h in range(len(heads_all[o])))
     if sorted((e["output"], e["head"]) for e in entries) != want:
         raise Invalid("an analytic piece must bound every head of every output exactly once")
-    X = [arb_interval(q(lo), q(hi)) for lo, hi in cell]
-    env = {f"x{i}": x for i, x in enumerate(X)}
+    env = box_env([(q(lo), q(hi)) for lo, hi in cell])
     worst = arb(0)
     for o, target in enumerate(targets):
         n_lo, n_hi = arb(0), arb(0)
@@ -148,9 +147,8 @@ def analytic_bound(piece, cell, heads_all, targets, lemmas, used):
                 used.add(lm["id"])
             lo, hi = _head_enclosure(heads_all[o][e["head"]], e, lemma, cell)
             n_lo, n_hi = n_lo + lo, n_hi + hi
-        f = target(env)
-        err = arb.max((n_hi - f.lower()).upper(), (f.upper() - n_lo).upper()).upper()
-        if not (err.is_finite() and f.is_finite()):
+        err = target_error(n_lo, n_hi, target, env)
+        if err is None:
             raise Invalid("a piece bound is not finite")
         worst = arb.max(worst, err).upper()
     return worst

@@ -2,7 +2,7 @@
 
 By design this module shares no code with ``constructions`` or ``verify``: it
 validates the JSON form strictly itself and evaluates it with python-flint, at the
-current ``flint.ctx.prec``.  Every result is a rigorous enclosure; anything
+current ``flint.ctx.prec``, as intervals with exact ends (see ``_ieval``).  Every result is a rigorous enclosure; anything
 undefined or unbounded comes out non-finite (NaN), and callers reject non-finite
 balls.  NaN is never turned back into a number.
 """
@@ -33,54 +33,58 @@ class ArbExprError(ValueError):
     """A JSON expression the checker refuses: unknown op, bad arity, malformed number."""
 
 
+def _short_path(path: str) -> str:
+    return path if len(path) <= 80 else f"{path[:20]}...{path[-50:]}"
+
+
 def _check(obj, path: str, depth: int, count: list):
     """Validate one node and return an internal tuple (tag, payload or children)."""
     if depth > MAX_DEPTH:
-        raise ArbExprError(f"expression nested deeper than {MAX_DEPTH} at {path}")
+        raise ArbExprError(f"expression nested deeper than {MAX_DEPTH} at {_short_path(path)}")
     count[0] += 1
     if count[0] > MAX_NODES:
         raise ArbExprError(f"expression has more than {MAX_NODES} nodes")
     if type(obj) is not dict:
-        raise ArbExprError(f"expected an object at {path}")
+        raise ArbExprError(f"expected an object at {_short_path(path)}")
     keys = set(obj)
     if keys == {"num"}:
         s = obj["num"]
         if type(s) is not str or len(s) > MAX_NUMBER_CHARS or not _NUMBER.match(s):
-            raise ArbExprError(f"malformed number at {path}")
+            raise ArbExprError(f"malformed number at {_short_path(path)}")
         p, _, q = s.partition("/")
         try:
             p, q = int(p), int(q) if q else 1
         except ValueError:
-            raise ArbExprError(f"number too long at {path}") from None
+            raise ArbExprError(f"number too long at {_short_path(path)}") from None
         if q == 0:
-            raise ArbExprError(f"zero denominator at {path}")
+            raise ArbExprError(f"zero denominator at {_short_path(path)}")
         if p.bit_length() > MAX_NUM_BITS or q.bit_length() > MAX_NUM_BITS:
-            raise ArbExprError(f"number too large at {path}")
+            raise ArbExprError(f"number too large at {_short_path(path)}")
         return ("num", fmpq(p, q))
     if keys == {"var"}:
         name = obj["var"]
         if type(name) is not str or not _NAME.match(name) or name in _RESERVED:
-            raise ArbExprError(f"invalid variable name at {path}")
+            raise ArbExprError(f"invalid variable name at {_short_path(path)}")
         return ("var", name)
     if keys == {"const"}:
         if obj["const"] != "pi":
-            raise ArbExprError(f"unknown constant at {path}")
+            raise ArbExprError(f"unknown constant at {_short_path(path)}")
         return ("pi",)
     if keys != {"op", "args"}:
-        raise ArbExprError(f"unexpected keys at {path}")
+        raise ArbExprError(f"unexpected keys at {_short_path(path)}")
     op, args = obj["op"], obj["args"]
     if type(op) is not str or op not in _ARITY:
-        raise ArbExprError(f"unknown operation {str(op)[:40]!r} at {path}")
+        raise ArbExprError(f"unknown operation {str(op)[:40]!r} at {_short_path(path)}")
     if type(args) is not list:
-        raise ArbExprError(f"args must be a list at {path}")
+        raise ArbExprError(f"args must be a list at {_short_path(path)}")
     lo, hi = _ARITY[op]
     if len(args) < lo or (hi is not None and len(args) > hi):
-        raise ArbExprError(f"{op} with {len(args)} argument(s) at {path}")
+        raise ArbExprError(f"{op} with {len(args)} argument(s) at {_short_path(path)}")
     kids = tuple(_check(a, f"{path}.args[{i}]", depth + 1, count) for i, a in enumerate(args))
     if op == "pow":
         e = kids[1]
         if e[0] != "num" or e[1].q != 1 or abs(int(e[1].p)) > MAX_EXPONENT:
-            raise ArbExprError(f"pow exponent must be an integer of magnitude <= {MAX_EXPONENT} at {path}")
+            raise ArbExprError(f"pow exponent must be an integer of magnitude <= {MAX_EXPONENT} at {_short_path(path)}")
         return ("pow", kids[0], int(e[1].p))
     return (op,) + kids
 
@@ -89,98 +93,219 @@ def _finite(x) -> bool:
     return x.is_finite()
 
 
-def _pow(x, n: int):
-    """x^n from the ends of the ball: Arb's own power of a ball around 0 returns NaN."""
+# The evaluator works on intervals [lo, hi] whose ends are Arb balls that are (almost) points:
+# each operation takes its result's ends from the ends of its arguments (monotonicity, the four
+# products, the extrema of sin/cos) and keeps ``.lower()`` / ``.upper()`` of what Arb computes.
+# A ball whose radius holds the interval's width would be widened by Arb's 30-bit radius on every
+# step (about 2^-30 of the width: far more than a tight certificate's error on a flat piece); ends
+# carry only the working precision's rounding.  NaN (undefined or unbounded) stays NaN.
+
+def _nan():
+    n = arb.nan()
+    return (n, n)
+
+
+def _lo(x):
+    return x.lower()
+
+
+def _hi(x):
+    return x.upper()
+
+
+def _pt_min(a, b):
+    return a if a < b else b
+
+
+def _pt_max(a, b):
+    return a if a > b else b
+
+
+def _ok(iv) -> bool:
+    return iv[0].is_finite() and iv[1].is_finite()
+
+
+def _ends(v):
+    """An env value (an arb ball, a number, or a (lo, hi) pair) as an interval of exact ends."""
+    if type(v) is tuple:
+        a, b = arb(v[0]), arb(v[1])
+        if not (a.is_finite() and b.is_finite()):
+            return _nan()
+        if a > b:
+            raise ArbExprError("empty interval: lo > hi")
+        return (_lo(a), _hi(b))
+    x = v if isinstance(v, arb) else arb(v)
+    if not x.is_finite():
+        return _nan()
+    return (_lo(x), _hi(x))
+
+
+def _ipow(x, n: int):
+    lo, hi = x
     if n == 0:
-        return arb(1)
+        return (arb(1), arb(1))
     if n < 0:
-        return arb(1) / _pow(x, -n)
-    if n % 2:  # odd powers are increasing
-        return (x.lower() ** n).union(x.upper() ** n)
-    return (x.abs_lower() ** n).union(x.abs_upper() ** n).nonnegative_part()
+        p = _ipow(x, -n)
+        if not p[0] > 0 and not p[1] < 0:   # 0 may lie in x^|n|: 1/x^|n| is unbounded
+            return _nan()
+        return _ireciprocal(p)
+    if n % 2 or lo >= 0:  # increasing
+        return (_lo(lo ** n), _hi(hi ** n))
+    if hi <= 0:
+        return (_lo(hi ** n), _hi(lo ** n))
+    top = _pt_max(-lo, hi)
+    return (arb(0), _hi(top ** n))
 
 
-def _imul(x, y):
-    """Product as the hull of the four end products: the exact interval product, which a
-    ball product (mid*mid +/- radii) overestimates for wide balls away from 0."""
-    xs, ys = (x.lower(), x.upper()), (y.lower(), y.upper())
-    r = xs[0] * ys[0]
-    for a in xs:
-        for b in ys:
-            r = r.union(a * b)
-    return r
+def _ireciprocal(x):
+    lo, hi = x
+    if not (lo > 0 or hi < 0):   # 0 may lie in the divisor
+        return _nan()
+    return (_lo(1 / hi), _hi(1 / lo))
 
 
-def _eval(t, env):
+def _imul2(x, y):
+    ps = [x[0] * y[0], x[0] * y[1], x[1] * y[0], x[1] * y[1]]
+    lo, hi = _lo(ps[0]), _hi(ps[0])
+    for p in ps[1:]:
+        lo, hi = _pt_min(lo, _lo(p)), _pt_max(hi, _hi(p))
+    return (lo, hi)
+
+
+def _imono(fn, x):
+    """An increasing function on the interval."""
+    return (_lo(fn(x[0])), _hi(fn(x[1])))
+
+
+_BIG = arb(2) ** 50
+
+
+def _itrig(x, shift: int):
+    """sin (shift 0) or cos (shift 1): the hull of the end values and of every extremum
+    pi/2 + k pi (sin) or k pi (cos) that may lie in the interval; [-1, 1] when it is wide."""
+    lo, hi = x
+    fn = arb.sin if shift == 0 else arb.cos
+    if not (abs(lo) < _BIG and abs(hi) < _BIG) or not (hi - lo < 7):
+        return (arb(-1), arb(1))
+    pi = arb.pi()
+    off = pi / 2 if shift == 0 else arb(0)
+    k0 = int(float(((lo - off) / pi).mid())) - 2
+    k1 = int(float(((hi - off) / pi).mid())) + 2
+    a, b = fn(lo), fn(hi)
+    out_lo, out_hi = _pt_min(_lo(a), _lo(b)), _pt_max(_hi(a), _hi(b))
+    for k in range(k0, k1 + 1):
+        e = off + k * pi
+        if e < lo or e > hi:   # surely outside
+            continue
+        v = arb(1 - 2 * (k % 2))   # sin(pi/2 + k pi) = cos(k pi) = (-1)^k
+        out_lo, out_hi = _pt_min(out_lo, v), _pt_max(out_hi, v)
+    return (_pt_max(out_lo, arb(-1)), _pt_min(out_hi, arb(1)))
+
+
+def _ieval(t, env, cache):
     tag = t[0]
     if tag == "num":
-        return arb(t[1])
+        x = arb(t[1])
+        return (_lo(x), _hi(x))
     if tag == "var":
         if t[1] not in env:
             raise ArbExprError(f"no value for variable {t[1]!r}")
-        v = env[t[1]]
-        return v if isinstance(v, arb) else arb(v)
+        hit = cache.get(t[1])
+        if hit is None:
+            hit = cache[t[1]] = _ends(env[t[1]])
+        return hit
     if tag == "pi":
-        return arb.pi()
+        x = arb.pi()
+        return (_lo(x), _hi(x))
     if tag == "pow":
-        x = _eval(t[1], env)
-        return _pow(x, t[2]) if _finite(x) else arb.nan()
-    a = [_eval(c, env) for c in t[1:]]
+        x = _ieval(t[1], env, cache)
+        return _ipow(x, t[2]) if _ok(x) else _nan()
+    a = []
+    for c in t[1:]:
+        a.append(_ieval(c, env, cache))
     # A non-finite argument means "undefined or unbounded": the result must not become
     # a number again (e.g. 0 * NaN, or min(NaN, 1)).
-    if not all(_finite(x) for x in a):
-        return arb.nan()
+    for x in a:
+        if not _ok(x):
+            return _nan()
     if tag == "add":
-        r = a[0]
+        lo, hi = a[0]
         for x in a[1:]:
-            r = r + x
-        return r
+            lo, hi = _lo(lo + x[0]), _hi(hi + x[1])
+        return (lo, hi)
     if tag == "mul":
         r = a[0]
         for x in a[1:]:
-            r = _imul(r, x)
+            r = _imul2(r, x)
         return r
     if tag == "sub":
-        return a[0] - a[1]
+        return (_lo(a[0][0] - a[1][1]), _hi(a[0][1] - a[1][0]))
     if tag == "neg":
-        return -a[0]
+        return (-a[0][1], -a[0][0])
     if tag == "div":
-        return a[0] / a[1]  # Arb gives NaN when the divisor contains 0
-    if tag == "min":
-        r = a[0]
+        r = _ireciprocal(a[1])
+        return _imul2(a[0], r) if _ok(r) else r
+    if tag in ("min", "max"):
+        pick = _pt_min if tag == "min" else _pt_max
+        lo, hi = a[0]
         for x in a[1:]:
-            r = r.min(x)
-        return r
-    if tag == "max":
-        r = a[0]
-        for x in a[1:]:
-            r = r.max(x)
-        return r
+            lo, hi = pick(lo, x[0]), pick(hi, x[1])
+        return (lo, hi)
     if tag == "relu":
-        return a[0].max(arb(0)).nonnegative_part()
-    if tag == "range":
-        return a[2].max(a[0]).min(a[1])
+        return (_pt_max(a[0][0], arb(0)), _pt_max(a[0][1], arb(0)))
+    if tag == "range":  # min(max(x, lo), hi): increasing in each argument
+        (l0, h0), (l1, h1), (lx, hx) = a
+        return (_pt_min(_pt_max(lx, l0), l1), _pt_min(_pt_max(hx, h0), h1))
     if tag == "abs":
-        return abs(a[0]).nonnegative_part()  # Arb's abs keeps a ball around 0 symmetric
+        lo, hi = a[0]
+        if lo >= 0:
+            return (lo, hi)
+        if hi <= 0:
+            return (-hi, -lo)
+        return (arb(0), _pt_max(-lo, hi))
     if tag == "exp":
-        return a[0].exp().nonnegative_part()
+        lo, hi = _imono(arb.exp, a[0])
+        return (lo if lo > 0 else arb(0), hi)
+    if tag == "tanh":
+        return _imono(arb.tanh, a[0])
     if tag == "sqrt":
-        return a[0].sqrt()  # NaN if the ball reaches below 0
+        if a[0][0] < 0:    # undefined below 0
+            return _nan()
+        lo, hi = _imono(arb.sqrt, a[0])
+        return (lo if lo > 0 else arb(0), hi)
     if tag == "log":
-        return a[0].log()  # NaN if the ball reaches 0
+        if not a[0][0] > 0:   # undefined at and below 0
+            return _nan()
+        return _imono(arb.log, a[0])
     if tag == "sin":
-        return _trig(a[0], 0)
+        return _itrig(a[0], 0)
     if tag == "cos":
-        return _trig(a[0], 1)
-    if tag == "tanh":  # increasing: the hull of the end values (a ball tanh widens wide balls)
-        return a[0].lower().tanh().union(a[0].upper().tanh())
+        return _itrig(a[0], 1)
     raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
 
 
+class CompiledExpr:
+    """A validated expression.  ``bounds(env)``: the exact ends (lo, hi), as point arbs, of an
+    enclosure of its range (NaN ends when undefined or unbounded); ``expr(env)``: the same as
+    one Arb ball.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq)."""
+    __slots__ = ("tree",)
+
+    def __init__(self, tree):
+        self.tree = tree
+
+    def bounds(self, env):
+        return _ieval(self.tree, env, {})
+
+    def __call__(self, env):
+        lo, hi = self.bounds(env)
+        if not (lo.is_finite() and hi.is_finite()):
+            return arb.nan()
+        return lo.union(hi)
+
+
 def arb_compile(obj):
-    """Validate once; return a function env -> arb (for evaluating many boxes)."""
-    tree = _check(obj, "$", 1, [0])
-    return lambda env: _eval(tree, env)
+    """Validate once; return a CompiledExpr (callable env -> arb; ``.bounds(env)`` -> exact ends)."""
+    return CompiledExpr(_check(obj, "$", 1, [0]))
 
 
 def arb_eval(obj, env: dict):
@@ -200,37 +325,6 @@ def arb_variables(obj) -> set:
         elif t[0] not in ("num", "pi"):
             stack.extend(t[1:])
     return out
-
-
-def _imul(x, y):
-    """Product as the hull of the four end products: a ball product is centred at m1*m2 and
-    so wider than the (asymmetric) interval product; the hull is as tight as interval math."""
-    if x.rad() == 0 or y.rad() == 0:
-        return x * y
-    xl, xu, yl, yu = x.lower(), x.upper(), y.lower(), y.upper()
-    p = [xl * yl, xl * yu, xu * yl, xu * yu]
-    r = p[0]
-    for q in p[1:]:
-        r = r.union(q)
-    return r
-
-
-def _trig(x, shift: int):
-    """sin (shift 0) or cos (shift 1) of a ball: the hull of the end values when no extremum
-    pi/2 + k pi (sin) or k pi (cos) lies in the ball (then the function is monotone there),
-    which is much tighter than Arb's derivative bound on wide balls; else Arb's enclosure."""
-    fn = arb.sin if shift == 0 else arb.cos
-    wide = fn(x)
-    if not (x.is_finite() and x.rad() < 1):
-        return wide
-    pi = arb.pi()
-    off = pi / 2 if shift == 0 else arb(0)
-    u = (x.lower() - off) / pi
-    w = (x.upper() - off) / pi
-    n = int(float(u.mid()) // 1)
-    if arb(n) < u and w < arb(n + 1):
-        return fn(x.lower()).union(fn(x.upper()))
-    return wide
 
 
 def arb_interval(lo, hi):

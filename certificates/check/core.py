@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 from flint import arb, fmpq
 
-from .arbexpr import arb_interval
-
 PREC = 128
 MAX_TREE_DEPTH = 400
+# A stored number (box bound, piece bound, chain term) may undercut the checker's own bound by
+# at most this fraction of that bound: Arb's balls and the searcher's float64 differ in the last
+# bits.  The slack is relative to the number itself, never to eps.
+REL_SLACK = fmpq(1, 2 ** 20)
+DEFAULT_MAX_WORK = 10 ** 7     # estimated work units (one unit: about one key of one box in Arb, ~10-30 us)
+DEFAULT_MAX_P = 64             # largest L_p exponent checked unless raised
+MAX_NESTING = 512              # JSON nesting that files may have (model.MAX_NESTING; an expression of depth 200 nests 400 deep)
 LEMMA_TIMEOUT_MS = 10_000
 LEMMA_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}\Z")
 _RAT = re.compile(r"-?[0-9]+(/[0-9]+)?\Z")
@@ -29,9 +36,60 @@ class BoxError(Exception):
     """A failure inside one box's bound; the paving loop reports it with the box's index."""
 
 
+class LimitExceeded(ValueError):
+    """The check would need more work than allowed (exit code 2): the message names the flag
+    that raises the limit (``--max-work``, ``--max-p``).  Nothing is decided about the claim."""
+
+
+def undercuts(stored, proved) -> bool:
+    """Whether a stored upper bound (fmpq) is surely below the checker's own bound (an arb) by
+    more than REL_SLACK of the bound's own magnitude."""
+    top = proved.upper()
+    return arb(stored) < top - abs(top).upper() * arb(REL_SLACK)
+
+
+def target_error(n_lo, n_hi, target, env):
+    """Upper end of sup |N - f| over a box from the network's enclosure [n_lo, n_hi] and the
+    target's exact-ended enclosure (``target.bounds(env)``); None when it is not finite."""
+    f_lo, f_hi = target.bounds(env)
+    if not (f_lo.is_finite() and f_hi.is_finite()):
+        return None
+    err = arb.max((n_hi - f_lo).upper(), (f_hi - n_lo).upper()).upper()
+    return err if err.is_finite() else None
+
+
+def box_env(box):
+    """The target's environment of an exact box: {"x<i>": (lo, hi)} with fmpq ends."""
+    return {f"x{i}": (fmpq(lo.numerator, lo.denominator) if isinstance(lo, Fraction) else lo,
+                      fmpq(hi.numerator, hi.denominator) if isinstance(hi, Fraction) else hi)
+            for i, (lo, hi) in enumerate(box)}
+
+
+def float_up(x) -> float:
+    """A float >= the upper end of an arb (for reports: a checked bound is never rounded down)."""
+    top = x.upper()
+    f = float(top.mid())
+    if math.isfinite(f) and arb(f) < top:
+        f = math.nextafter(f, math.inf)
+    return f
+
+
+NOT_VERIFIED = ("construction name, paper, theorem, parameters, a-priori bound and notes: not verified "
+                "against the weights (run `attncert audit` to rebuild the weights from them)",
+                "stats and versions: informational, not verified")
+
+
 @dataclass
 class CheckReport:
-    """Outcome of a check: ``ok`` plus what was verified, for text/json output."""
+    """Outcome of a check: ``ok`` plus what was verified, for text/json output.
+
+    ``checked_max_bound`` and ``checked_norm_bound`` are the checker's own bounds (floats rounded
+    up); ``max_bound`` and ``norm_bound`` are the certificate's stated ones, each confirmed not to
+    undercut the checker's by more than REL_SLACK of itself.  ``norm`` is "Linf" or "Lp" (``p``
+    its exponent); for Linf the norm bound is the sup bound.  ``witness_error`` is the checker's
+    upper bound of the error at the witness, which ``observed_error`` must not exceed.
+    ``unverified`` says in words what the certificate states that the checker did not verify.
+    """
     path: str
     ok: bool
     message: str
@@ -42,6 +100,21 @@ class CheckReport:
     boxes: int = 0
     observed_error: str = ""
     details: dict = field(default_factory=dict)
+    norm: str = "Linf"
+    p: str = ""
+    norm_bound: str = ""
+    checked_norm_bound: float = 0.0
+    witness_error: float = 0.0
+    unverified: tuple = NOT_VERIFIED
+
+    def to_json(self) -> dict:
+        """The report as a JSON-ready dict (what ``attncert check --format json`` prints per file)."""
+        return {"path": self.path, "ok": self.ok, "name": self.name, "eps": self.eps,
+                "norm": self.norm, "p": self.p or None,
+                "max_bound": self.max_bound, "checked_max_bound": self.checked_max_bound,
+                "norm_bound": self.norm_bound, "checked_norm_bound": self.checked_norm_bound,
+                "boxes": self.boxes, "observed_error": self.observed_error,
+                "witness_error": self.witness_error, "unverified": list(self.unverified), **self.details}
 
 
 def canonical(obj) -> bytes:
@@ -57,10 +130,13 @@ def rat(s, where) -> fmpq:
     if type(s) is not str or len(s) > 5000 or not _RAT.match(s):
         raise Invalid(f"{where}: not an exact rational string")
     p, _, qq = s.partition("/")
-    qv = int(qq) if qq else 1
+    try:
+        pv, qv = int(p), (int(qq) if qq else 1)
+    except ValueError:   # more digits than Python converts
+        raise Invalid(f"{where}: number too long") from None
     if qv == 0:
         raise Invalid(f"{where}: zero denominator")
-    return fmpq(int(p), qv)
+    return fmpq(pv, qv)
 
 
 def fr(x: fmpq) -> Fraction:
@@ -115,28 +191,143 @@ def leaves(tree: str, domain, D: int):
     return out
 
 
-def check_tiling(cells, domain):
-    """Exact: every cell inside the domain, volumes sum to the domain's, interiors disjoint."""
-    vol = Fraction(0)
-    for cell in cells:
-        if any(not (A <= a < b <= B) for (a, b), (A, B) in zip(cell, domain)):
-            raise Invalid(f"piece {[(str(a), str(b)) for a, b in cell]} is empty or leaves the domain")
-        v = Fraction(1)
-        for a, b in cell:
-            v *= b - a
-        vol += v
-    total = Fraction(1)
-    for A, B in domain:
-        total *= B - A
-    order = sorted(range(len(cells)), key=lambda i: cells[i][0][0])
-    for pos, i in enumerate(order):
-        for j in order[pos + 1:]:
-            if cells[j][0][0] >= cells[i][0][1]:
-                break
-            if all(max(a1, a2) < min(b1, b2) for (a1, b1), (a2, b2) in zip(cells[i], cells[j])):
-                raise Invalid("two pieces overlap")
-    if vol != total:
-        raise Invalid("the pieces do not cover the domain")
+TILING_LEAF = 6
+
+
+def _q(v) -> fmpq:
+    return v if isinstance(v, fmpq) else fmpq(v.numerator, v.denominator)
+
+
+class Tiling:
+    """Exact check that boxes tile a box, and an index that finds the box containing another.
+
+    The boxes are split recursively by axis-parallel cuts at their own faces (a k-d tree): a
+    cut at s sends each box with lo < s to the left and each with hi > s to the right (a box
+    across the cut goes both ways, clipped), so two boxes whose interiors meet always share a
+    child.  Every cut lies between the smallest upper and the largest lower face in its axis,
+    so each child is strictly smaller; when no axis has such a cut, all the boxes share an
+    interior point.  A leaf of at most TILING_LEAF boxes is checked pairwise for overlap, and
+    for cover by exact volume within its own region (a few small rationals, never one global
+    sum).  Coordinates are replaced by their exact ranks per axis first, so the splitting is
+    integer work (exact values are fmpq, compared in C).  Guillotine tilings (bisection trees,
+    grids, Voronoi cubes, stacked slabs) take O(n log^2 n); ``budget`` caps the work on anything
+    else (LimitExceeded, never a hang).
+    """
+
+    def __init__(self, cells, domain, budget=None):
+        D = len(domain)
+        qdom = [(_q(A), _q(B)) for A, B in domain]
+        qcells = [[(_q(a), _q(b)) for a, b in c] for c in cells]   # fmpq: exact comparisons in C
+        for cell in qcells:
+            if len(cell) != D or any(not (A <= a < b <= B) for (a, b), (A, B) in zip(cell, qdom)):
+                raise Invalid(f"piece {[(str(a)[:40], str(b)[:40]) for a, b in cell]} is empty or leaves the domain")
+        if not cells:
+            raise Invalid("the pieces do not cover the domain")
+        self.cells = qcells
+        vals, boxes = [], [[] for _ in cells]
+        for d in range(D):
+            every = sorted([c[d][0] for c in qcells] + [c[d][1] for c in qcells] + list(qdom[d]))
+            vs = every[:1]
+            for v in every[1:]:
+                if v != vs[-1]:
+                    vs.append(v)
+            vals.append(vs)
+            for i, c in enumerate(qcells):
+                boxes[i].append((bisect_left(vs, c[d][0]), bisect_left(vs, c[d][1])))
+        self.vals = vals
+        self.nodes = []   # ("leaf", [cell index]) or ("cut", axis, exact value, left node, right node)
+        budget = float("inf") if budget is None else budget
+        work = 0
+        root = tuple((0, len(v) - 1) for v in vals)
+        stack = [(root, [(i, tuple(b)) for i, b in enumerate(boxes)], None)]
+        while stack:
+            region, items, parent = stack.pop()
+            node = len(self.nodes)
+            if parent is not None:
+                p, side = parent
+                self.nodes[p][3 + side] = node
+            m = len(items)
+            work += m * (D + 1)
+            if work > budget:
+                raise LimitExceeded(f"the tiling check of {len(cells)} pieces needs more work than the limit "
+                                    f"{budget}; raise it with --max-work")
+            if m == 0:
+                raise Invalid("the pieces do not cover the domain")
+            cut = self._cut(items, D) if m > TILING_LEAF else None
+            if cut is None:
+                self._leaf(region, items, D)
+                self.nodes.append(("leaf", [i for i, _ in items]))
+                continue
+            d, s = cut
+            left = [(i, b[:d] + ((b[d][0], min(b[d][1], s)),) + b[d + 1:]) for i, b in items if b[d][0] < s]
+            right = [(i, b[:d] + ((max(b[d][0], s), b[d][1]),) + b[d + 1:]) for i, b in items if b[d][1] > s]
+            self.nodes.append(["cut", d, vals[d][s], None, None])
+            stack.append((region[:d] + ((s, region[d][1]),) + region[d + 1:], right, (node, 1)))
+            stack.append((region[:d] + ((region[d][0], s),) + region[d + 1:], left, (node, 0)))
+
+    @staticmethod
+    def _cut(items, D):
+        """(axis, rank) of the most balanced cut; when no axis has one, the boxes share an interior
+        point, and two of them overlap."""
+        best = None
+        m = len(items)
+        for d in range(D):
+            los = sorted(b[d][0] for _, b in items)
+            his = sorted(b[d][1] for _, b in items)
+            lo_s, hi_s = his[0], los[-1]
+            if lo_s > hi_s:
+                continue
+            a, z = lo_s, hi_s   # smallest s in [lo_s, hi_s] with #(lo < s) >= #(hi > s)
+            while a < z:
+                mid = (a + z) // 2
+                if bisect_left(los, mid) >= m - bisect_right(his, mid):
+                    z = mid
+                else:
+                    a = mid + 1
+            for s in (a - 1, a):
+                if lo_s <= s <= hi_s:
+                    cost = max(bisect_left(los, s), m - bisect_right(his, s))
+                    if best is None or cost < best[0]:
+                        best = (cost, d, s)
+        if best is None:
+            raise Invalid("two pieces overlap")
+        return best[1], best[2]
+
+    def _leaf(self, region, items, D):
+        for n, (_, b1) in enumerate(items):
+            for _, b2 in items[n + 1:]:
+                if all(max(b1[d][0], b2[d][0]) < min(b1[d][1], b2[d][1]) for d in range(D)):
+                    raise Invalid("two pieces overlap")
+        vals = self.vals
+
+        def vol(b):
+            v = fmpq(1)
+            for d, (lo, hi) in enumerate(b):
+                v *= vals[d][hi] - vals[d][lo]
+            return v
+        if sum((vol(b) for _, b in items), fmpq(0)) != vol(region):
+            raise Invalid("the pieces do not cover the domain")
+
+    def container(self, box):
+        """Index of a tile that contains ``box`` (exact Fractions or fmpq), or None."""
+        box = [(_q(a), _q(b)) for a, b in box]
+        centre = [(a + b) / 2 for a, b in box]
+        node = self.nodes[0]
+        while node[0] == "cut":
+            _, d, s, left, right = node
+            node = self.nodes[left if centre[d] <= s else right]
+        for i in node[1]:
+            if all(A <= a and b <= B for (a, b), (A, B) in zip(box, self.cells[i])):
+                return i
+        return None
+
+
+def check_tiling(cells, domain, budget=None):
+    """Exact: every cell inside the domain, interiors pairwise disjoint, union the whole domain.
+
+    Returns the Tiling (an index for ``container``); raises Invalid, or LimitExceeded past ``budget``.
+    """
+    return Tiling(cells, domain, budget)
 
 
 def affine_range(c, g, qbox):
@@ -247,10 +438,9 @@ def affine_heads(net, D):
 
 def box_bound(box, heads_all, targets, hints):
     """Arb upper bound of sup |N - f| over one exact box of a one-layer network, given the k* hints."""
-    X = [arb_interval(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator))
-         for lo, hi in box]
-    env = {f"x{i}": x for i, x in enumerate(X)}
     qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+    env = box_env(qbox)
+    D = len(qbox)
     worst = arb(0)
     hn = 0
     for per, target in zip(heads_all, targets):
@@ -262,7 +452,7 @@ def box_bound(box, heads_all, targets, hints):
                 raise Invalid("hint names an anchor that does not exist")
             sl, sh, vl, vh = [], [], [], []
             for j in range(len(c)):
-                lo_s, hi_s = affine_range(c[j] - c[ks], [G[j][i] - G[ks][i] for i in range(len(X))], qbox)
+                lo_s, hi_s = affine_range(c[j] - c[ks], [G[j][i] - G[ks][i] for i in range(D)], qbox)
                 lo_v, hi_v = affine_range(e[j], F[j], qbox)
                 sl.append(arb(lo_s)); sh.append(arb(hi_s))
                 # exact end points, so that the knapsack's comparisons with t are decided
@@ -271,9 +461,8 @@ def box_bound(box, heads_all, targets, hints):
             hi = knapsack_upper(l, u, vh)
             lo = -knapsack_upper(l, u, [-x for x in vl])
             n_lo, n_hi = n_lo + lo, n_hi + hi
-        f = target(env)
-        err = arb.max((n_hi - f.lower()).upper(), (f.upper() - n_lo).upper()).upper()
-        if not (err.is_finite() and f.is_finite()):
+        err = target_error(n_lo, n_hi, target, env)
+        if err is None:
             raise Invalid("a box bound is not finite")
         worst = arb.max(worst, err).upper()
     return worst

@@ -15,8 +15,7 @@ import re
 
 from flint import arb, fmpq
 
-from .arbexpr import arb_interval
-from .core import BoxError, affine_range as _affine_range, knapsack_upper as _knapsack_upper
+from .core import BoxError, affine_range as _affine_range, box_env, knapsack_upper as _knapsack_upper, target_error
 
 _RAT = re.compile(r"-?[0-9]{1,2600}(/[0-9]{1,2600})?\Z")
 
@@ -192,14 +191,12 @@ class GridCheck:
     def box_bound(self, box, targets, hints):
         """Arb upper bound of sup |N - f| over one exact box (Fractions)."""
         qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
-        X = [arb_interval(lo, hi) for lo, hi in qbox]
-        env = {f"x{i}": x for i, x in enumerate(X)}
+        env = box_env(qbox)
         worst = arb(0)
         for r, (part, target) in enumerate(zip(self.parts, targets)):
             n_lo, n_hi = part.output(qbox, hints[r * self.D:(r + 1) * self.D])
-            f = target(env)
-            err = arb.max((n_hi - f.lower()).upper(), (f.upper() - n_lo).upper()).upper()
-            if not (err.is_finite() and f.is_finite()):
+            err = target_error(n_lo, n_hi, target, env)
+            if err is None:
                 raise GridClaimError("a box bound is not finite")
             worst = arb.max(worst, err).upper()
         return worst

@@ -11,7 +11,8 @@ from __future__ import annotations
 from flint import arb, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .core import Invalid, affine_range as _affine_range, knapsack_upper as _knapsack, mat, rat, softmax_weight_bounds
+from .core import (Invalid, affine_range as _affine_range, box_env, knapsack_upper as _knapsack, mat, rat,
+                   float_up, softmax_weight_bounds, target_error, undercuts)
 
 
 def _mm(A, B):
@@ -274,7 +275,8 @@ class LayeredNet:
 def check_chain(chain, boxes, all_hints, model, targets, eps) -> list:
     """Re-derive the stored chain terms |f - g| and |g - network| on every box; report them.
 
-    A stored term must not undercut the re-derived one (same slack as the box bounds).
+    A stored term must not undercut the re-derived one by more than REL_SLACK of the re-derived
+    term itself (core.undercuts, as for the box bounds).
     """
     out = []
     for n, term in enumerate(chain):
@@ -285,19 +287,18 @@ def check_chain(chain, boxes, all_hints, model, targets, eps) -> list:
         t1 = t2 = arb(0)
         for box, hints in zip(boxes, all_hints):
             qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
-            env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(qbox)}
-            f, gv = targets[0](env), g(env)
+            env = box_env(qbox)
+            g_lo, g_hi = g.bounds(env)
             nv = model.outputs(qbox, hints)[0]
-            e1 = arb.max((f.upper() - gv.lower()).upper(), (gv.upper() - f.lower()).upper()).upper()
-            e2 = arb.max((gv.upper() - nv.lower()).upper(), (nv.upper() - gv.lower()).upper()).upper()
-            if not (e1.is_finite() and e2.is_finite()):
+            e1 = target_error(g_lo, g_hi, targets[0], env)          # |f - g|
+            e2 = target_error(nv.lower(), nv.upper(), g, env)       # |g - network|
+            if e1 is None or e2 is None or not (g_lo.is_finite() and g_hi.is_finite()):
                 raise Invalid(f"chain[{n}]: a term is not finite")
             t1, t2 = arb.max(t1, e1).upper(), arb.max(t2, e2).upper()
-        slack = arb(eps) * arb(2) ** -20
         for key, val in (("f_minus_g", t1), ("g_minus_network", t2)):
-            if arb(rat(term[key], f"chain[{n}].{key}")) < val - slack:
+            if undercuts(rat(term[key], f"chain[{n}].{key}"), val):
                 raise Invalid(f"chain[{n}]: stored {key} is below the re-derived bound {float(val.mid()):.6g}")
-        out.append({"label": term["label"], "f_minus_g": float(t1.mid()), "g_minus_network": float(t2.mid())})
+        out.append({"label": term["label"], "f_minus_g": float_up(t1), "g_minus_network": float_up(t2)})
     return out
 
 
@@ -370,16 +371,16 @@ def layered_box_bound(model, target_json):
 
     def bound(box, hints):
         qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
-        env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(qbox)}
+        env = box_env(qbox)
         worst = arb(0)
         for n, lin, (tcoef, f) in zip(model.split_outputs(qbox, hints), model.lin, split):
             lo, hi = fmpq(0), fmpq(0)
             for a, (xl, xh) in zip([p - q for p, q in zip(lin, tcoef)], qbox):
                 lo, hi = lo + min(a * xl, a * xh), hi + max(a * xl, a * xh)
-            n = n + arb_interval(lo, hi)
-            fv = arb(0) if f is None else f(env)
-            err = arb.max((n.upper() - fv.lower()).upper(), (fv.upper() - n.lower()).upper()).upper()
-            if not (err.is_finite() and fv.is_finite() and n.is_finite()):
+            n_lo, n_hi = (n.lower() + arb(lo)).lower(), (n.upper() + arb(hi)).upper()  # exact ends, no ball
+            f_lo, f_hi = (arb(0), arb(0)) if f is None else f.bounds(env)
+            err = arb.max((n_hi - f_lo).upper(), (f_hi - n_lo).upper()).upper()
+            if not (err.is_finite() and f_lo.is_finite() and f_hi.is_finite() and n.is_finite()):
                 raise Invalid("a box bound is not finite")
             worst = arb.max(worst, err).upper()
         return worst

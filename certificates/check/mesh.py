@@ -11,8 +11,7 @@ import itertools
 
 from flint import arb, fmpq
 
-from .arbexpr import arb_interval
-from .core import Invalid, affine_range as _range, fr, q as fq
+from .core import Invalid, affine_range as _range, box_env, fr, q as fq, target_error
 
 MAX_MESH = 256
 
@@ -86,16 +85,15 @@ def mesh_bound(piece, cell, heads_all, targets, lemmas, used):
             for lo, hi in cell]
     worst = arb(0)
     for box in itertools.product(*axes):
-        env = {f"x{i}": arb_interval(a, b) for i, (a, b) in enumerate(box)}
+        env = box_env(box)
         for o, target in enumerate(targets):
             n_lo, n_hi = arb(0), arb(0)
             for po, exact, t, active, margins in plans:
                 if po == o:
                     a, b = _enclose(exact, t, active, margins, box)
                     n_lo, n_hi = n_lo + a, n_hi + b
-            f = target(env)
-            err = arb.max((n_hi - f.lower()).upper(), (f.upper() - n_lo).upper()).upper()
-            if not (err.is_finite() and f.is_finite()):
+            err = target_error(n_lo, n_hi, target, env)
+            if err is None:
                 raise Invalid("a piece bound is not finite")
             worst = arb.max(worst, err).upper()
     return worst

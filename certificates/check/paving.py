@@ -3,14 +3,16 @@ from __future__ import annotations
 
 from flint import arb, fmpq
 
-from .core import BoxError, Invalid, rat
+from .core import BoxError, Invalid, rat, undercuts
 
 
 def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False):
     """Re-derive each box's bound with ``bound(box, hints)``; returns (stored max, checked max, lp terms).
 
-    With ``lp`` the boxes feed an L_p sum, so a box need not be below eps; its stored bound
-    (plus slack) enters the sum.  ``n_hints`` fixes the hint count per box when known.
+    A stored bound must not undercut the re-derived one by more than REL_SLACK of the re-derived
+    bound itself (core.undercuts; never a slack in terms of eps).  With ``lp`` the boxes feed an
+    L_p sum, so a box need not be below eps; the sum uses the checker's own bound of each box.
+    ``n_hints`` fixes the hint count per box when known.
     """
     stored_max = fmpq(0)
     checked_max = arb(0)
@@ -23,14 +25,12 @@ def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False):
             proved = bound(box, h)
         except BoxError as e:
             raise Invalid(f"box {n}: {e}") from None
-        if lp:  # the sum uses stored + slack, which dominates the re-derived bound
-            lp_terms.append((box, stored + eps * fmpq(1, 2 ** 20)))
+        if lp:
+            lp_terms.append((box, proved))
         elif not proved < arb(eps):
-            raise Invalid(f"box {n} {[(str(a), str(c)) for a, c in box]}: re-derived bound "
+            raise Invalid(f"box {n} {[(str(a)[:40], str(c)[:40]) for a, c in box]}: re-derived bound "
                           f"{float(proved.mid()):.6g} is not below eps")
-        # The stored bound is a claim too: it must not undercut what can be proved.
-        # Arb's ball radii carry 30 bits, so allow a slack far below anything that matters.
-        if arb(stored) < proved - arb(eps) * arb(2) ** -20:
+        if undercuts(stored, proved):
             raise Invalid(f"box {n}: stored bound {float(stored):.6g} is below the re-derived "
                           f"bound {float(proved.mid()):.6g}")
         stored_max = max(stored_max, stored)

@@ -122,6 +122,19 @@ def apriori_phrase(construction) -> str:
     return f"a-priori bound {v:.6g} (the construction's closed form; not machine-checked)"
 
 
+def printable(text) -> str:
+    """A string from a file, safe for a terminal: control characters (ANSI escapes, newlines,
+    carriage returns, ...) are shown as \\xNN / \\uNNNN escapes instead of acting."""
+    import unicodedata
+    out = []
+    for ch in str(text):
+        if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            out.append(f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def json_safe(obj):
     """Non-finite floats (e.g. no a-priori bound: inf) become null, so the output is valid JSON."""
     if isinstance(obj, float) and obj != obj or obj in (float("inf"), float("-inf")):
