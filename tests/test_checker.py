@@ -456,3 +456,35 @@ def test_own_schema_validator_agrees_with_jsonschema(ramp41_cert):
             assert type(e).__name__ == "_Fail", e
             ours = False
         assert ours == theirs, n
+
+
+def test_control_characters_from_a_file_never_reach_the_terminal(ramp41_cert, tmp_path, capsys):
+    """A name with a newline and an ANSI escape is printed escaped: it cannot forge report lines."""
+    doc = load(ramp41_cert)
+    doc["construction"]["name"] = "ramp\nfake.json: OK forged\x1b[2K\x1b[31m\u202e"
+    _rehash(doc)
+    path = tmp_path / "c.json"
+    save(doc, path)
+    assert main(["check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert not any(line.startswith("fake.json") for line in out.splitlines())
+    assert "ramp\\x0afake.json: OK forged\\x1b[2K\\x1b[31m\\u202e" in out
+
+
+def test_one_unreadable_file_does_not_stop_the_others(ramp41_cert, tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    assert main(["check", str(bad), str(ramp41_cert)]) == 2
+    cap = capsys.readouterr()
+    assert f"{ramp41_cert}: OK" in cap.out and str(bad) in cap.err and cap.err.count("\n") == 1
+
+
+def test_target_variable_outside_the_inputs_means_the_certificate_does_not_hold(ramp41_cert, tmp_path, capsys):
+    doc = load(ramp41_cert)
+    doc["target"] = [{"var": "x7"}]
+    _rehash(doc)
+    path = tmp_path / "c.json"
+    save(doc, path)
+    assert main(["check", str(path)]) == 1
+    assert "INVALID" in capsys.readouterr().out

@@ -26,7 +26,7 @@ from importlib import resources
 from flint import arb, ctx, fmpq
 
 from .analytic import analytic_bound, check_lemmas
-from .arbexpr import ArbExprError, arb_compile
+from .arbexpr import ArbExprError, arb_compile, arb_variables
 from .core import (DEFAULT_MAX_P, DEFAULT_MAX_WORK, LEMMA_TIMEOUT_MS, MAX_NESTING, NOT_VERIFIED, PREC, REL_SLACK,
                    CheckReport, Invalid, LimitExceeded, affine_heads, box_bound, check_tiling, exact_cell, float_up,
                    fr, leaves, rat, sha, undercuts)
@@ -465,8 +465,11 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
         raise Invalid("one target expression per network output is required")
     try:
         targets = [arb_compile(t) for t in doc["target"]]
+        stray = sorted(set().union(*(arb_variables(t) for t in doc["target"])) - set(doc["inputs"]))
     except ArbExprError as e:
         raise Invalid(f"target: {e}") from None
+    if stray:
+        raise Invalid(f"the target uses {stray[0]}, which is not an input of the network")
     if layered:
         layered_bound = layered_box_bound(model, doc["target"])
 
