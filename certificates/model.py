@@ -11,9 +11,9 @@ import hashlib
 import json
 import os
 import platform
-import stat
 import tempfile
 from fractions import Fraction
+
 
 SCHEMA_VERSION = 1
 MAX_BYTES = 64 << 20   # the largest certificate file read by default (64 MiB; raise with --max-size)
@@ -153,20 +153,16 @@ def _no_float(text):
 
 
 def unique_keys(pairs):
-    """``object_pairs_hook`` for ``json.load(s)``: reject an object that repeats a key.
+    """``object_pairs_hook`` for ``json.load(s)``: reject an object that repeats a key (CertificateError).
+    Use it for every attncert JSON file: certificates, checkpoints, partitions."""
+    global _UNIQUE
+    if _UNIQUE is None:   # imported on first use: loading a certificate stays light
+        from constructions.files import unique_keys as hook
+        _UNIQUE = hook(CertificateError)
+    return _UNIQUE(pairs)
 
-    JSON leaves the meaning of a repeated key open and Python silently keeps the last one, so a
-    file could show one value to a reader and another to the checker.  Raises CertificateError
-    (a ValueError).  Use it for every attncert JSON file: certificates, checkpoints, partitions.
-    """
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen = set()
-        for k, _ in pairs:
-            if k in seen:
-                raise CertificateError(f"JSON object repeats the key {k[:40]!r}")
-            seen.add(k)
-    return obj
+
+_UNIQUE = None
 
 
 def _depth(obj, limit):
@@ -189,39 +185,8 @@ def read_file(path, max_bytes: int = MAX_BYTES, what: str = "certificate") -> by
     """The bytes of a regular file of at most ``max_bytes``, checked before reading: a FIFO, a
     device (``/dev/zero``), a directory or an oversized file is refused at once, never read or
     waited on.  Raises CertificateError naming ``--max-size`` for a file over the limit."""
-    path = os.fspath(path)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
-    try:
-        fd = os.open(path, flags)   # non-blocking: opening a FIFO never waits for a writer
-    except OSError as e:
-        raise CertificateError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
-                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "not a regular file")
-            raise CertificateError(f"cannot read {path}: it is {kind}, not a regular {what} file")
-        if st.st_size > max_bytes:
-            raise CertificateError(f"{what} {path} has {st.st_size} bytes, more than the limit of {max_bytes}; "
-                                   f"raise it with --max-size")
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            try:
-                chunk = os.read(fd, min(left, 1 << 24))
-            except BlockingIOError:   # cannot happen for a regular file; never spin on it
-                raise CertificateError(f"cannot read {path}: not a regular {what} file") from None
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as e:
-        raise CertificateError(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:
-        raise CertificateError(f"{what} {path} has more than {max_bytes} bytes; raise the limit with --max-size")
-    return data
+    from constructions.files import read_regular
+    return read_regular(path, max_bytes, CertificateError, what)
 
 
 def parse(data: bytes, what: str = "certificate"):

@@ -21,6 +21,7 @@ import mpmath
 
 from .base import Construction, Param, Spec, register
 from .exact import ParameterError, parse_int, parse_rational
+from .files import read_regular, unique_keys
 from .expr import ExprError, mp_eval, parse, variables
 from .float64 import is_float64, round_f64, to_float64
 from .formula import Formula, exp
@@ -187,15 +188,14 @@ def load_partition(path: str, D: int):
     Numbers must be exact: integers or "p/q" strings (floats are rejected).
     """
     try:
-        with open(path, "rb") as fh:
-            text = fh.read(64 << 20).decode("utf-8")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_regular(path, 64 << 20, ParameterError, "partition").decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ParameterError(f"partition: cannot read {path}: {e}") from None
 
     def nofloat(s):
         raise ParameterError(f"partition: float literal {s!r}; write exact \"p/q\" strings")
     try:
-        obj = json.loads(text, parse_float=nofloat, parse_constant=nofloat)
+        obj = json.loads(text, parse_float=nofloat, parse_constant=nofloat, object_pairs_hook=unique_keys(ParameterError))
     except json.JSONDecodeError as e:
         raise ParameterError(f"partition: not valid JSON: {e.msg}") from None
     if not isinstance(obj, dict) or not {"a", "b", "values"} <= set(obj):

@@ -170,7 +170,7 @@ TAMPERS = {
                                    "not below eps"),
     "lemma of another cell cited": (lambda d: d["evidence"]["pieces"][5]["heads"][0].__setitem__(
         "lemma", d["evidence"]["pieces"][6]["heads"][0]["lemma"]), "another cell"),
-    "cell widened": (lambda d: d["evidence"]["pieces"][0]["cell"][0].__setitem__(0, "-3"), "another cell"),
+    "cell widened": (lambda d: d["evidence"]["pieces"][0]["cell"][0].__setitem__(0, "-3"), "leaves the domain|another cell"),
     "method mislabelled": (lambda d: d["evidence"].__setitem__("method", "mixed"), "does not match"),
 }
 

@@ -541,15 +541,18 @@ def _check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIME
     """Check piecewise evidence; returns (pieces, checked max arb, stored max fmpq, lemma count, partition lemmas)."""
     ev = doc["evidence"]
     D = len(domain)
-    lemmas = check_lemmas(ev, heads_all, D, timeout_ms, cross_check)
-    n_heads = sum(len(p) for p in heads_all)
-    cells, used = [], set()
-    stored_max, checked_max = fmpq(0), arb(0)
+    cells = []
     for n, piece in enumerate(ev["pieces"]):
         cell = exact_cell(piece["cell"], f"piece {n} cell")
         if len(cell) != D:
             raise Invalid(f"piece {n}: cell has the wrong dimension")
         cells.append(cell)
+    check_tiling(cells, domain, budget)   # exact and cheap: before any piece is bounded or lemma re-run
+    lemmas = check_lemmas(ev, heads_all, D, timeout_ms, cross_check)
+    n_heads = sum(len(p) for p in heads_all)
+    used = set()
+    stored_max, checked_max = fmpq(0), arb(0)
+    for n, (piece, cell) in enumerate(zip(ev["pieces"], cells)):
         stored = rat(piece["bound"], f"piece {n} bound")
         if piece["method"] == "analytic":
             if "mesh" in piece:  # ratio-interval bounds on a fixed sub-mesh (check/mesh.py)
@@ -579,7 +582,6 @@ def _check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIME
     unused = sorted(set(lemmas) - used)
     if unused:
         raise Invalid(f"lemma {unused[0]} is not cited by any piece")
-    check_tiling(cells, domain, budget)
     # max-affine partition facts (cover, lead per cell): optional, checked when carried (check/partition.py)
     n_part = check_partition(doc, domain, heads_all, cells, timeout_ms=timeout_ms, cross_check=cross_check,
                              budget=budget)

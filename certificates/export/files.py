@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import stat
 import struct
 import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from ..model import unique_keys
 
 FORMAT_NAMES = {"safetensors": "safetensors", "npz": "npz", "torch": "torch .pt", "onnx": "ONNX",
                 "flax": "Flax msgpack", "certificate": "certificate"}
@@ -45,23 +45,8 @@ MAX_BYTES = 4 << 30  # the largest export read
 
 def read_bytes(path) -> bytes:
     """The bytes of a regular file; a directory, FIFO or device is refused at once, never waited on."""
-    path = os.fspath(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise WeightsFileError(f"cannot read {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise WeightsFileError(f"cannot read {path}: it is {'a directory' if stat.S_ISDIR(st.st_mode) else 'not a regular file'}")
-        if st.st_size > MAX_BYTES:
-            raise WeightsFileError(f"cannot read {path}: larger than {MAX_BYTES >> 30} GiB")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            return fh.read(MAX_BYTES + 1)
-    except OSError as e:
-        raise WeightsFileError(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
+    from constructions.files import read_regular
+    return read_regular(path, MAX_BYTES, WeightsFileError, "model")
 
 
 def sniff(data: bytes, path="<file>") -> str:
@@ -126,7 +111,7 @@ def contents(data: bytes, fmt: str, path="<file>") -> Contents:
 def _read_safetensors(data):
     from safetensors.numpy import load
     (n,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + n])
+    header = json.loads(data[8:8 + n], object_pairs_hook=unique_keys)
     meta = header.get("__metadata__") or {}
     tensors = load(data)
     entries = {k: tensors[k] for k in header if k != "__metadata__"}

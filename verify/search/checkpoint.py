@@ -17,6 +17,8 @@ import tempfile
 
 import numpy as np
 
+from constructions.files import read_regular, unique_keys
+
 from .paving import MAX_LEVEL, Leaf
 
 FORMAT = "attncert/checkpoint-2"
@@ -48,15 +50,6 @@ def job_key(construction, eps, method: str = "paving") -> str:
 def _content_hash(doc) -> str:
     body = {k: v for k, v in doc.items() if k != "sha256"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _no_duplicates(pairs):
-    out = {}
-    for k, v in pairs:
-        if k in out:
-            raise CheckpointError(f"duplicate key {k!r}")
-        out[k] = v
-    return out
 
 
 def path_indices(path: str, D: int):
@@ -110,32 +103,15 @@ def _hexf(s, what) -> float:
 
 def load(path, key, D: int) -> dict:
     """The state saved by ``save``; raises CheckpointError (one line) on any mismatch."""
-    import stat
+    data = read_regular(path, MAX_BYTES, CheckpointError, "checkpoint")
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise CheckpointError(f"checkpoint {path} is not a regular file")
-        if st.st_size > MAX_BYTES:
-            raise CheckpointError(f"checkpoint {path} is larger than {MAX_BYTES} bytes")
-        with os.fdopen(fd, "r", encoding="utf-8") as fh:
-            fd = None
-            doc = json.loads(fh.read(MAX_BYTES + 1), parse_float=lambda t: _hexf(None, "number"),
-                             parse_constant=lambda t: _hexf(None, "number"), object_pairs_hook=_no_duplicates)
-    except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
+        doc = json.loads(data.decode("utf-8"), parse_float=lambda t: _hexf(None, "number"),
+                         parse_constant=lambda t: _hexf(None, "number"),
+                         object_pairs_hook=unique_keys(CheckpointError))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise CheckpointError(f"checkpoint {path} is not valid JSON (truncated?)") from None
     except CheckpointError as e:
-        if "duplicate key" in str(e):
-            raise CheckpointError(f"checkpoint {path}: {e}") from None
-        raise
-    finally:
-        if fd is not None:
-            os.close(fd)
+        raise CheckpointError(f"checkpoint {path}: {e}") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an attncert checkpoint of this version")
     if doc.get("sha256") != _content_hash(doc):
