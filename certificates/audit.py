@@ -3,8 +3,10 @@
 Drift means that rebuilding a certificate's construction from its stored exact parameters
 with the *current* code gives different weights (or target, or domain): the certificate
 then speaks about a network the code no longer builds.  The first differing weight is named
-by tensor (as in ``Network.tensors()``) and index.  This module rebuilds, so it imports
-``constructions``; it never imports ``verify``.
+by tensor (as in ``Network.tensors()``) and index.  An imported network ("imported", from
+``attncert import``) has no parameters to rebuild from: its stored weights must match the imported
+model's weights hash, and its target and domain their parameters.  This module rebuilds, so it
+imports ``constructions``; it never imports ``verify``.
 """
 from __future__ import annotations
 
@@ -154,6 +156,8 @@ def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
     if not isinstance(cons, dict) or not isinstance(cons.get("params"), dict):
         return AuditEntry(path, INVALID, reason="no construction name and parameters to rebuild from")
     name, stored = str(cons.get("name", "")), str(cons.get("weights_sha256", ""))
+    if name == "imported":
+        return _audit_imported(doc, cons, path, stored)
     res = check(doc)
     try:
         built = _rebuild(constructions, name, cons["params"])
@@ -176,6 +180,39 @@ def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
     if not res.ok:
         return AuditEntry(path, INVALID, name, res.reason, stored, now, res)
     return AuditEntry(path, OK, name, "", stored, now, res)
+
+
+def _audit_imported(doc, cons, path, stored) -> AuditEntry:
+    """An imported network has no construction parameters to rebuild from: the stored weights must
+    hash to the imported model's weights hash (a parameter), and the target and domain must be
+    the ones its parameters give; then the certificate is re-checked."""
+    from constructions.float64 import is_float64
+    from constructions.imported import verify_params
+    from constructions.network import Network, sha256_canonical
+    params = cons["params"]
+    model = str(params.get("model", ""))
+    label = f"imported:{model}" if model else "imported"
+    res = check(doc)
+    net_json = cons.get("network", {})
+    problems = verify_params(params, net_json, doc.get("target"), doc.get("domain"))
+    now = sha256_canonical(net_json) if isinstance(net_json, dict) else ""
+    if now != stored:
+        problems.append(f"imported network: stored weights_sha256 {stored[:12]} does not match its weights {now[:12]}")
+    if str(params.get("float64", "0")) not in ("0", "1"):
+        problems.append("imported network: float64 must be 0 or 1")
+    elif str(params.get("float64", "0")) == "1":
+        try:
+            if not is_float64(Network.from_json(net_json)):
+                problems.append("imported network: float64=1 but its weights are not all float64 values with beta 1")
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            problems.append(f"imported network: malformed network ({type(e).__name__})")
+    if problems:
+        return AuditEntry(path, DRIFT, label, "; ".join(problems), stored, now, res)
+    if not res.ok:
+        return AuditEntry(path, INVALID, label, res.reason, stored, now, res)
+    return AuditEntry(path, OK, label, "imported network: no construction parameters to rebuild from; the stored "
+                                       "weights match the imported model's hash, and target and domain match "
+                                       "their parameters", stored, now, res)
 
 
 def audit_path(path) -> AuditEntry:

@@ -25,6 +25,40 @@ def _validate(args) -> None:
         writable_output(args.checkpoint)
 
 
+# ---- imported networks (attncert import MODEL -o net.json): NAME is the network file ----
+
+def _is_network_file(name) -> bool:
+    import constructions
+    return name not in constructions.REGISTRY and (name.endswith(".json") or os.path.sep in name
+                                                   or os.path.isfile(name))
+
+
+def _registered(args):
+    if getattr(args, "domain", None) is not None:
+        raise UserError("--domain applies to an imported network (attncert certify net.json ...); a construction "
+                        "takes its domain from its parameters")
+    return construction_from_args(args)
+
+
+def _imported(args):
+    """The construction of an imported network file with the target ``--set f=EXPR`` on ``--domain``."""
+    from constructions.float64 import is_float64
+    from constructions.imported import build_imported, load_network_document
+    from .common import sets
+    given = sets(args.set)
+    extra = sorted(set(given) - {"f"})
+    if extra:
+        raise UserError(f"{args.name}: an imported network takes only --set f=EXPR (the target), not {extra[0]!r}")
+    if getattr(args, "domain", None) is None:
+        raise UserError(f"{args.name}: an imported network needs --domain, e.g. --domain \"x0=-1:1,x1=0:2\" "
+                        "(or --domain=-1:1 for every input)")
+    c = build_imported(load_network_document(args.name), given.get("f", ""), args.domain)
+    if args.float64 and not is_float64(c.network):
+        raise UserError(f"{args.name}: --float64 would round the imported weights, and the certificate would no "
+                        "longer speak about the model; certify without --float64")
+    return c
+
+
 def _remaining(args, t_start):
     """--time-limit counts from the start of the command, building included."""
     if args.time_limit is None:
@@ -91,7 +125,7 @@ def cmd_certify(args) -> int:
     except ParameterError as e:
         raise UserError(f"--eps: {e}") from None
     _validate(args)
-    c = construction_from_args(args)
+    c = _imported(args) if _is_network_file(args.name) else _registered(args)
     if args.float64:  # certify exactly the float64 weights that the exporters write
         from constructions.float64 import to_float64
         c = to_float64(c)
@@ -171,14 +205,22 @@ def _certify_pieces(args, c, eps, time_limit) -> int:
         emit(args, f"REFUTED: at {decimal_point(res.witness)} the error is proved >= {res.witness_lower:.9g} "
                    f"> eps = {float(eps):.6g}", info)
         return EXIT_FAIL
-    emit(args, f"UNKNOWN: {res.reason}", info)
+    best = (f"{res.max_bound:.6g}" if res.max_bound != float("inf")
+            else "inf (a piece has no finite proved bound)")
+    emit(args, f"UNKNOWN: {res.reason}; largest proved bound {best}, largest observed error {res.observed:.6g}",
+         info)
     return EXIT_FAIL
 
 
 def add_command(sub) -> None:
     sp = command(sub, "certify", "prove sup |network - target| < eps over the whole domain",
-                 "attncert certify ramp --set p=41 --set kappa=8 --eps 0.02 -o c.json")
+                 "attncert certify ramp --set p=41 --set kappa=8 --eps 0.02 -o c.json\n"
+                 "attncert certify net.json --set f='min(max(x0, -1), 1)' --domain \"x0=-2:2\" --eps 0.05   "
+                 "(an imported network)")
     add_construction(sp)
+    sp.add_argument("--domain", metavar="x0=LO:HI,...",
+                    help="imported network (NAME is a net.json from attncert import): the box, one interval per input "
+                         "(\"x0=-1:1,x1=0:2\"), or --domain=LO:HI for every input; the target is --set f=EXPR")
     add_format(sp)
     sp.set_defaults(fn=cmd_certify)
     sp.add_argument("--eps", required=True, help="the error bound to prove (exact: 0.02 means 1/50)")

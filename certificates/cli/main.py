@@ -18,7 +18,7 @@ from .common import EXIT_ERROR, EXIT_OK, UserError
 # light (heavy work is imported inside the command function).
 COMMAND_MODULES: tuple = tuple(f"certificates.cli.{m}" for m in (
     "list", "build", "eval", "certify", "check", "demo",
-    "audit", "plot", "spec_audit", "export", "tune", "certify_lp", "info"))
+    "audit", "plot", "spec_audit", "export", "tune", "certify_lp", "info", "import_model"))
 
 
 def _version() -> str:
