@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .model import CertificateError, certificate_doc, digest, load
+from .model import CertificateError, digest, load
 
 # Fields of certificate_doc that vary from run to run and carry no proof.
 VOLATILE_NOTE = "omitted for a reproducible certificate"
@@ -104,9 +104,15 @@ def reproducible_doc(doc) -> dict:
 
 
 def certificate(construction, result, *, reproducible: bool = False) -> dict:
-    """The certificate document of a CERTIFIED ``verify.certify`` result (``reproducible``:
-    without timing and versions, so that regenerating it gives identical bytes)."""
-    doc = certificate_doc(construction, result)
+    """The certificate document of a CERTIFIED ``verify.certify`` result, confirmed by the
+    independent checker first (CertificateError when it does not confirm: then there is no
+    certificate).  ``reproducible``: without timing and versions, so that regenerating it gives
+    identical bytes."""
+    from .confirm import NotConfirmed, confirmed_document
+    try:
+        doc = confirmed_document(construction, result)
+    except NotConfirmed as e:
+        raise CertificateError(str(e)) from None
     return reproducible_doc(doc) if reproducible else doc
 
 
