@@ -97,7 +97,7 @@ def test_checkpoint_with_duplicate_keys_is_refused(tmp_path, capsys):
     text = ckpt.read_text()
     ckpt.write_text(text[:-1] + ', "evaluated": 0}')
     assert main(base + ["--resume"]) == 2
-    assert "duplicate key" in capsys.readouterr().err
+    assert "repeats the key" in capsys.readouterr().err
 
 
 def test_certificate_is_written_before_the_checkpoint_goes(tmp_path, capsys):

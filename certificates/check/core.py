@@ -12,7 +12,7 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from flint import arb, fmpq
+from flint import arb, ctx, fmpq
 
 PREC = 128
 MAX_TREE_DEPTH = 400
@@ -341,10 +341,13 @@ def affine_range(c, g, qbox):
     return lo, hi
 
 
-def knapsack_upper(l, u, v):
+def knapsack_upper(l, u, v, order=None):
     """Upper end of max sum a_j v_j over l <= a <= u, sum a = 1, by weak LP duality:
-    t + sum_j [u_j (v_j - t)^+ - l_j (t - v_j)^+] bounds it for any t; t comes from the greedy."""
-    order = sorted(range(len(v)), key=lambda j: -float(v[j].mid()))
+    t + sum_j [u_j (v_j - t)^+ - l_j (t - v_j)^+] bounds it for any t; t comes from the greedy.
+    ``order`` (optional) is the greedy's order, the indices by decreasing float(v_j.mid()) as the
+    stable sort gives them; it only picks t, so any order keeps the bound sound."""
+    if order is None:
+        order = sorted(range(len(v)), key=lambda j: -float(v[j].mid()))
     mass = 1.0 - sum(float(x.mid()) for x in l)
     t = v[order[-1]]
     for j in order:
@@ -359,12 +362,16 @@ def knapsack_upper(l, u, v):
     return total.upper()
 
 
-def softmax_weight_bounds(sl, sh):
+def softmax_weight_bounds(sl, sh, tail=None):
     """Lower and upper ends [l_j, u_j] of the softmax weights from logit enclosures [sl_j, sh_j],
-    in the gap form a_j = 1/(1 + sum_{k != j} e^{s_k - s_j}); shared by every checker path."""
+    in the gap form a_j = 1/(1 + sum_{k != j} e^{s_k - s_j}); shared by every checker path.
+    ``tail`` (an arb >= 0, optional) bounds sum_k e^{s_k} over further keys that are not listed:
+    it is added to the upper end of the sum only (their lower end 0 is implied)."""
     el = [x.exp() for x in sl]
     eh = [x.exp() for x in sh]
     S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
+    if tail is not None:
+        S_hi = S_hi + tail
     l, u = [], []
     for j in range(len(sl)):
         t_hi = (S_hi - eh[j]).upper()
@@ -436,30 +443,158 @@ def affine_heads(net, D):
     return out
 
 
-def box_bound(box, heads_all, targets, hints):
-    """Arb upper bound of sup |N - f| over one exact box of a one-layer network, given the k* hints."""
+# A key whose exact logit gap to the hint key k* is below TAIL_GAP over the whole box joins the
+# lumped tail (e^-60 < 2^-86): its weight is then bounded in bulk, not key by key.
+TAIL_GAP = fmpq(-60)
+
+
+class PreparedHeads:
+    """Per-certificate data of a one-layer network for ``box_bound``: per head, the exact logit
+    differences c_j - c_k*, G_j - G_k* per hint k* (made once per k*), whether the values are
+    constant in x (all F_j zero), and then the knapsack's greedy orders of the value bounds and
+    their exact-ended extremes (made once per working precision).  Nothing here changes a bound:
+    it only saves recomputing the same exact numbers for every box."""
+
+    def __init__(self, heads_all):
+        self.heads_all = heads_all
+        self.flat = [h for per in heads_all for h in per]
+        self.const = [all(fi == 0 for Fj in F for fi in Fj) for (_, _, _, F) in self.flat]
+        self._gaps = {}
+        self._vals = {}
+
+    def gaps(self, hn, ks):
+        key = (hn, ks)
+        g = self._gaps.get(key)
+        if g is None:
+            c, G, _, _ = self.flat[hn]
+            D = len(G[ks])
+            g = ([c[j] - c[ks] for j in range(len(c))],
+                 [[G[j][i] - G[ks][i] for i in range(D)] for j in range(len(c))])
+            self._gaps[key] = g
+        return g
+
+    def const_values(self, hn):
+        """For a head with constant values, at the current precision: (vl, vh, order of vh, order
+        of -vl, min vl, max vh) with vl_j, vh_j the exact-ended arb enclosures of e_j."""
+        key = (hn, ctx.prec)
+        cv = self._vals.get(key)
+        if cv is None:
+            e = self.flat[hn][2]
+            vl = [arb(x).lower() for x in e]
+            vh = [arb(x).upper() for x in e]
+            o_hi = sorted(range(len(e)), key=lambda j: -float(vh[j].mid()))
+            o_lo = sorted(range(len(e)), key=lambda j: -float((-vl[j]).mid()))
+            vmin, vmax = vl[0], vh[0]
+            for x in vl[1:]:
+                vmin = arb.min(vmin, x).lower()
+            for x in vh[1:]:
+                vmax = arb.max(vmax, x).upper()
+            cv = (vl, vh, o_hi, o_lo, vmin, vmax)
+            self._vals[key] = cv
+        return cv
+
+
+def prepare_heads(heads_all) -> PreparedHeads:
+    return PreparedHeads(heads_all)
+
+
+def _head_bound(prep, hn, ks, qbox):
+    """Arb enclosure (lo, hi) of one head's output y = sum_j a_j v_j over an exact box.
+
+    Without a tail this is the dense bound: every key's logit gap g_j = s_j - s_k* and value v_j
+    enclosed exactly (affine ranges), the softmax weights bounded in the gap form, and the
+    knapsack's dual bound over l <= a <= u, sum a = 1.
+
+    Lumped tail.  Let T be the keys whose exact gap range over the box ends below TAIL_GAP
+    (hi_j < -60), A the others (k* is in A: g_k* = 0), m = sum_{j in T} a_j and, when m > 0,
+    w = (sum_{j in T} a_j v_j) / m, a convex combination of tail values, so w lies in
+    [V_lo, V_hi] with V_lo <= min_T v_j, V_hi >= max_T v_j over the box.  Then exactly
+        y = sum_{j in A} a_j v_j + m w,   a >= 0, m >= 0,   sum_A a_j + m = 1.
+    Since sum_k e^{g_k} >= e^{g_k*} = 1, m <= sum_T e^{g_j} <= |T| e^{max_T hi_j} =: tau.
+    For j in A, a_j = e^{g_j} / (e^{g_j} + R_j) with R_j = sum_{k != j} e^{g_k} in
+    [sum_{A - j} e^{lo_k}, sum_{A - j} e^{hi_k} + tau]: softmax_weight_bounds with ``tail=tau``
+    encloses a_j.  As m >= 0 and w <= V_hi, y <= sum_A a_j vh_j + m V_hi, and (a_A, m) is feasible
+    for the knapsack with one more key of weight in [0, min(1, tau)] and value V_hi; its dual bound
+    (valid for any t) is an upper end of y.  The lower end follows with -v.  So the bound encloses
+    the exact head output; it differs from the dense one by O(tau) ~ |T| e^-60.
+    """
+    c, G, e, F = prep.flat[hn]
+    n = len(c)
+    dc, dG = prep.gaps(hn, ks)
+    const = prep.const[hn]
+    act, tail_max, n_tail = [], None, 0
+    srange = []
+    for j in range(n):
+        lo_s, hi_s = affine_range(dc[j], dG[j], qbox)
+        if hi_s < TAIL_GAP:
+            n_tail += 1
+            if tail_max is None or hi_s > tail_max:
+                tail_max = hi_s
+        else:
+            act.append(j)
+            srange.append((lo_s, hi_s))
+    sl = [arb(a) for a, _ in srange]
+    sh = [arb(b) for _, b in srange]
+    if const:
+        cvl, cvh, o_hi, o_lo, vmin, vmax = prep.const_values(hn)
+    if not n_tail:   # the dense bound
+        if const:
+            vl, vh = cvl, cvh
+        else:
+            vl, vh = [], []
+            for j in range(n):
+                lo_v, hi_v = affine_range(e[j], F[j], qbox)
+                # exact end points, so that the knapsack's comparisons with t are decided
+                vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
+            o_hi = o_lo = None
+        l, u = softmax_weight_bounds(sl, sh)
+        hi = knapsack_upper(l, u, vh, o_hi)
+        lo = -knapsack_upper(l, u, [-x for x in vl], o_lo)
+        return lo, hi
+    tau = (arb(n_tail) * arb(tail_max).exp()).upper()
+    if const:
+        vl = [cvl[j] for j in act]
+        vh = [cvh[j] for j in act]
+        t_lo, t_hi = vmin, vmax
+    else:
+        vl, vh = [], []
+        for j in act:
+            lo_v, hi_v = affine_range(e[j], F[j], qbox)
+            vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
+        act_set = set(act)
+        t_lo = t_hi = None
+        for j in range(n):
+            if j in act_set:
+                continue
+            lo_v, hi_v = affine_range(e[j], F[j], qbox)
+            t_lo = lo_v if t_lo is None or lo_v < t_lo else t_lo
+            t_hi = hi_v if t_hi is None or hi_v > t_hi else t_hi
+        t_lo, t_hi = arb(t_lo).lower(), arb(t_hi).upper()
+    l, u = softmax_weight_bounds(sl, sh, tail=tau)
+    l.append(arb(0))
+    u.append(arb.min(tau, arb(1)).upper())
+    hi = knapsack_upper(l, u, vh + [t_hi])
+    lo = -knapsack_upper(l, u, [-x for x in vl] + [-t_lo])
+    return lo, hi
+
+
+def box_bound(box, heads_all, targets, hints, prep=None):
+    """Arb upper bound of sup |N - f| over one exact box of a one-layer network, given the k* hints.
+    ``prep`` is ``prepare_heads(heads_all)``, made once per certificate (made here when absent)."""
+    if prep is None or prep.heads_all is not heads_all:
+        prep = PreparedHeads(heads_all)
     qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
     env = box_env(qbox)
-    D = len(qbox)
     worst = arb(0)
     hn = 0
     for per, target in zip(heads_all, targets):
         n_lo, n_hi = arb(0), arb(0)
         for (c, G, e, F) in per:
             ks = hints[hn]
-            hn += 1
             if not 0 <= ks < len(c):
                 raise Invalid("hint names an anchor that does not exist")
-            sl, sh, vl, vh = [], [], [], []
-            for j in range(len(c)):
-                lo_s, hi_s = affine_range(c[j] - c[ks], [G[j][i] - G[ks][i] for i in range(D)], qbox)
-                lo_v, hi_v = affine_range(e[j], F[j], qbox)
-                sl.append(arb(lo_s)); sh.append(arb(hi_s))
-                # exact end points, so that the knapsack's comparisons with t are decided
-                vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
-            l, u = softmax_weight_bounds(sl, sh)
-            hi = knapsack_upper(l, u, vh)
-            lo = -knapsack_upper(l, u, [-x for x in vl])
+            lo, hi = _head_bound(prep, hn, ks, qbox)
+            hn += 1
             n_lo, n_hi = n_lo + lo, n_hi + hi
         err = target_error(n_lo, n_hi, target, env)
         if err is None:

@@ -28,7 +28,7 @@ from flint import arb, ctx, fmpq
 from .analytic import analytic_bound, check_lemmas
 from .arbexpr import ArbExprError, arb_compile, arb_variables
 from .core import (DEFAULT_MAX_P, DEFAULT_MAX_WORK, LEMMA_TIMEOUT_MS, MAX_NESTING, NOT_VERIFIED, PREC, REL_SLACK,
-                   CheckReport, Invalid, LimitExceeded, affine_heads, box_bound, check_tiling, exact_cell, float_up,
+                   CheckReport, Invalid, LimitExceeded, affine_heads, box_bound, prepare_heads, check_tiling, exact_cell, float_up,
                    fr, leaves, rat, sha, undercuts)
 from .grid import GridCheck, GridClaimError
 from .layered import LayeredNet, check_chain, layered_box_bound
@@ -419,13 +419,78 @@ def _check_observed(doc, domain, point_bound, max_bound):
     return at
 
 
+def _exact_arb(x) -> tuple:
+    """An exact arb (radius 0) as (mantissa, exponent) integers, to cross a process boundary."""
+    m, e = x.mid().man_exp()
+    return int(m), int(e)
+
+
+def _from_exact(me):
+    m, e = me
+    return arb(fmpq(m * 2 ** e) if e >= 0 else fmpq(m, 2 ** -e))
+
+
+def check_paving_chunk(doc, start, stop):
+    """A worker's part of ``check_doc(..., workers=N)``: boxes [start, stop) of a one-layer paving
+    re-bounded with the same code as the serial path.  Returns ("ok", stored max, checked max as
+    exact (mantissa, exponent)) or ("invalid", message) for the first failing box of the chunk."""
+    old = ctx.prec
+    ctx.prec = PREC
+    try:
+        domain = [(fr(rat(a, "domain")), fr(rat(b, "domain"))) for a, b in doc["domain"]]
+        D = len(domain)
+        ev = doc["evidence"]
+        heads_all = affine_heads(doc["construction"]["network"], D)
+        prep = prepare_heads(heads_all)
+        targets = [arb_compile(t) for t in doc["target"]]
+        n_hints = sum(len(p) for p in heads_all)
+
+        def bound(box, hints):
+            return box_bound(box, heads_all, targets, hints, prep)
+        if ev.get("bounder", "affine") == "grid":
+            grid = GridCheck(heads_all, ev.get("grid"), D)
+            n_hints = grid.n_hints
+
+            def bound(box, hints):
+                return grid.box_bound(box, targets, hints)
+        boxes = leaves(ev["tree"], domain, D)[start:stop]
+        try:
+            stored_max, checked_max, _ = check_boxes(boxes, ev["bounds"][start:stop], ev["hints"][start:stop],
+                                                     bound, rat(doc["eps"], "eps"), n_hints=n_hints, start=start)
+        except Invalid as e:
+            return ("invalid", str(e))
+        return ("ok", str(stored_max), _exact_arb(checked_max))
+    finally:
+        ctx.prec = old
+
+
+def _check_boxes_parallel(doc, n_boxes, workers):
+    """check_boxes over contiguous chunks in a spawn-context process pool, merged in order: the
+    first failing chunk's first failing box is the serial run's first failing box."""
+    import concurrent.futures
+    import multiprocessing
+    n = min(workers, n_boxes)
+    cuts = [n_boxes * i // n for i in range(n + 1)]
+    with concurrent.futures.ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as ex:
+        futs = [ex.submit(check_paving_chunk, doc, cuts[i], cuts[i + 1]) for i in range(n)]
+        results = [f.result() for f in futs]
+    stored_max, checked_max = fmpq(0), arb(0)
+    for r in results:
+        if r[0] == "invalid":
+            raise Invalid(r[1])
+        stored_max = max(stored_max, rat(r[1], "chunk"))
+        checked_max = arb.max(checked_max, _from_exact(r[2])).upper()
+    return stored_max, checked_max, []
+
+
 def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEFAULT_MAX_P,
-              cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS) -> CheckReport:
+              cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS, workers=None) -> CheckReport:
     """Check a parsed certificate; raises Invalid with the first reason it fails.
 
     ``max_work`` bounds the estimated work (LimitExceeded past it, CLI ``--max-work``), ``max_p``
     the L_p exponent (``--max-p``); None lifts a limit.  ``cross_check`` and ``timeout_ms`` go to
-    the SMT lemmas.
+    the SMT lemmas.  ``workers`` > 1 checks a one-layer paving's boxes in that many processes
+    (contiguous chunks, merged in order; the report is the serial one).
     """
     _validate_schema(doc)
     try:   # nothing else walks the document recursively (expressions are validated iteratively)
@@ -461,6 +526,7 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
         heads_all = [()] * model.n_outputs
     else:
         heads_all = affine_heads(net, D)
+    prep = prepare_heads(heads_all)
     if len(doc["target"]) != len(heads_all):
         raise Invalid("one target expression per network output is required")
     try:
@@ -477,7 +543,7 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
             return layered_bound(box, None)
     else:
         def point_bound(box, w):
-            return box_bound(box, heads_all, targets, _point_hints(heads_all, w))
+            return box_bound(box, heads_all, targets, _point_hints(heads_all, w), prep)
     if ev["method"] != "paving":  # "analytic" / "mixed": pieces with z3 gap lemmas
         if lp is not None:
             raise Invalid("an L_p norm is certified with paving evidence only")
@@ -491,7 +557,7 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
         bound = layered_bound
     else:
         def bound(box, hints):
-            return box_bound(box, heads_all, targets, hints)
+            return box_bound(box, heads_all, targets, hints, prep)
     if ev.get("bounder", "affine") == "grid":
         try:
             grid = GridCheck(heads_all, ev.get("grid"), D)
@@ -509,8 +575,11 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
     old = ctx.prec
     ctx.prec = PREC
     try:
-        stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
-                                                        n_hints=n_hints, lp=lp is not None)
+        if workers is not None and workers > 1 and lp is None and not layered and len(boxes) > 1:
+            stored_max, checked_max, lp_terms = _check_boxes_parallel(doc, len(boxes), workers)
+        else:
+            stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
+                                                            n_hints=n_hints, lp=lp is not None)
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest box bound")
         norm_bound, checked_norm = doc["result"]["max_bound"], float_up(checked_max)

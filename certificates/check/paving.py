@@ -6,18 +6,19 @@ from flint import arb, fmpq
 from .core import BoxError, Invalid, rat, undercuts
 
 
-def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False):
+def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, start=0):
     """Re-derive each box's bound with ``bound(box, hints)``; returns (stored max, checked max, lp terms).
 
     A stored bound must not undercut the re-derived one by more than REL_SLACK of the re-derived
     bound itself (core.undercuts; never a slack in terms of eps).  With ``lp`` the boxes feed an
     L_p sum, so a box need not be below eps; the sum uses the checker's own bound of each box.
-    ``n_hints`` fixes the hint count per box when known.
+    ``n_hints`` fixes the hint count per box when known; ``start`` is the first box's index in the
+    whole paving (for messages, when a chunk is checked).
     """
     stored_max = fmpq(0)
     checked_max = arb(0)
     lp_terms = []
-    for n, (box, b, h) in enumerate(zip(boxes, bounds, hints)):
+    for n, (box, b, h) in enumerate(zip(boxes, bounds, hints), start):
         stored = rat(b, f"bounds[{n}]")
         if n_hints is not None and len(h) != n_hints:
             raise Invalid(f"box {n}: wrong number of hints")

@@ -93,6 +93,10 @@ def cmd_check(args) -> int:
             print("attncert: --cross-check skipped: the cvc5 package is not installed", file=sys.stderr)
         else:
             opts["cross_check"] = True
+    if getattr(args, "workers", None) is not None:
+        if args.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {args.workers}")
+        opts["workers"] = args.workers
     if getattr(args, "lemma_timeout", None) is not None:
         positive_finite(args.lemma_timeout, "--lemma-timeout")
         opts["timeout_ms"] = int(args.lemma_timeout * 1000)
@@ -142,6 +146,8 @@ def add_command(sub) -> None:
                          "about 20 s to 5 min; 0: no limit)")
     sp.add_argument("--max-p", type=int, default=None, metavar="P",
                     help="largest L_p exponent checked (default 64; 0: no limit)")
+    sp.add_argument("--workers", type=int, default=None, metavar="N",
+                    help="check a paving's boxes in N processes (default 1); the report is the serial one")
     sp.add_argument("--max-size", type=int, default=64, metavar="MIB",
                     help="largest certificate file read, in MiB (default 64)")
     sp.set_defaults(fn=cmd_check)
