@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 from fractions import Fraction
 
 
@@ -123,24 +121,8 @@ def certificate_doc(construction, result) -> dict:
 def write_atomic(path, data: bytes) -> None:
     """Write bytes to ``path`` through a temporary file in the same folder and a rename,
     so that an interrupted write never leaves a half-written file."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".attncert-", suffix=".tmp", dir=folder)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from constructions.files import write_atomic as write
+    write(path, data)
 
 
 def save(doc, path) -> None:

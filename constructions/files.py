@@ -1,4 +1,4 @@
-"""Reading files that may come from a stranger: regular files only, their size checked before
+"""Writing files atomically, and reading files that may come from a stranger: regular files only, their size checked before
 any byte is read, and JSON objects that repeat a key refused.
 
 A FIFO, a device (``/dev/zero``) or a directory is refused at once (opened non-blocking, so a
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
 
 
 def read_regular(path, max_bytes: int, error=ValueError, what: str = "file", flag: str = "--max-size") -> bytes:
@@ -60,3 +61,26 @@ def unique_keys(error=ValueError):
                 seen.add(k)
         return obj
     return hook
+
+
+def write_atomic(path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder and a rename,
+    so that an interrupted write never leaves a half-written file."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".attncert-", suffix=".tmp", dir=folder)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -7,7 +7,6 @@ infinities, naming the tensor.  Nothing here executes code from a file.
 from __future__ import annotations
 
 import os
-import stat
 from fractions import Fraction
 
 import numpy as np
@@ -100,33 +99,8 @@ def rows_of(m) -> tuple:
 
 def read_model_bytes(path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file (a FIFO, device or folder is refused at once, never waited on)."""
-    path = os.fspath(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except OSError as e:
-        raise ImportFailure(f"cannot read {path}: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else \
-                "not a regular file"
-            raise ImportFailure(f"cannot read {path}: it is {kind}")
-        if st.st_size > max_bytes:
-            raise ImportFailure(f"cannot read {path}: larger than the limit of {max_bytes >> 20} MiB")
-        chunks, left = [], max_bytes + 1
-        while left > 0:
-            chunk = os.read(fd, min(left, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-    except OSError as e:
-        raise ImportFailure(f"cannot read {path}: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > max_bytes:
-        raise ImportFailure(f"cannot read {path}: larger than the limit of {max_bytes >> 20} MiB")
+    from constructions.files import read_regular
+    data = read_regular(path, max_bytes, ImportFailure, "model")
     if not data:
-        raise ImportFailure(f"{path} is empty")
+        raise ImportFailure(f"{os.fspath(path)} is empty")
     return data

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 
 import numpy as np
 
-from constructions.files import read_regular, unique_keys
+from constructions.files import read_regular, unique_keys, write_atomic
 
 from .paving import MAX_LEVEL, Leaf
 
@@ -75,21 +73,7 @@ def save(path, key, state) -> None:
         "leaves": [[l.path, float(l.bound).hex(), list(l.hints)] for l in state["leaves"]],
     }
     doc["sha256"] = _content_hash(doc)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".attncert-ckpt-", suffix=".tmp",
-                               dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_atomic(path, json.dumps(doc, separators=(",", ":")).encode())
 
 
 def _hexf(s, what) -> float:
