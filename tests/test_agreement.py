@@ -135,3 +135,11 @@ def test_sigterm_writes_the_checkpoint_and_exits_2(tmp_path):
     assert proc.returncode == 2, err
     assert "checkpoint written" in err and err.strip().count("\n") == 0
     assert ckpt.exists() and not out.exists()
+
+
+@pytest.mark.parametrize("sets,eps", [
+    (["f=sin(3*x0)", "G=16", "kappa=30"], 0.168135),          # a closed-form piece above the checker's bound
+    (["f=cos(x0)*x1", "G=6", "kappa=3"], 0.0702),             # paving pieces used to carry grid hints
+], ids=["1-D kappa 30", "2-D grid fallback pieces"])
+def test_auto_method_cases_from_the_issue_certify_and_check(tmp_path, capsys, sets, eps):
+    assert _certify_then_check(tmp_path, "max-affine", sets, eps, "auto") == 0

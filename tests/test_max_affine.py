@@ -332,3 +332,39 @@ def test_sampled_error_never_exceeds_box_bound_variants(name, kw, eps):
     err = np.max(np.stack([np.abs(Y[:, o] - float_eval(t, env, np)) for o, t in enumerate(c.target)]), axis=0)
     bounds = np.array([l.bound for l in r.leaves])[owner]
     assert np.all(err <= bounds + 1e-12), float(np.max(err - bounds))
+
+
+# ---- issue 15 item 10: d_o > 1 has several readouts per query row ----
+
+SEQ_DO2 = dict(f="x0; x1; x0*x1; cos(x0-x1)", d_o=2, G=5)
+
+
+def test_seq2seq_with_two_outputs_per_token_certifies_and_checks(tmp_path, capsys):
+    """`certify max-affine-seq --set d_o=2` used to stop at "grid path: one head per readout and one
+    claim per readout" (the metadata holds one claim per query row, the network one readout per
+    (row, output)).  Each readout now takes the claim that verifies exactly for its head."""
+    from certificates.cli.main import main
+    out = tmp_path / "s.json"
+    rc = main(["certify", "max-affine-seq", "--set", "f=x0; x1; x0*x1; cos(x0-x1)", "--set", "d_o=2",
+               "--set", "G=5", "--eps", "0.2", "-o", str(out)])
+    assert rc == 0, capsys.readouterr()
+    assert main(["check", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["evidence"]["bounder"] == "grid"
+    assert [g["main"] for g in doc["evidence"]["grid"]] == [2, 2, 27, 27]   # readouts (0,0) (0,1) (1,0) (1,1)
+
+
+def test_a_grid_claim_that_does_not_verify_falls_back_to_the_general_path():
+    """No grid claim verifies: the general affine bounder certifies and no grid evidence is written."""
+    import dataclasses
+    from verify.enclose.bounder import make_bounder
+    s = constructions.build("max-affine-seq", **SEQ_DO2)
+    meta = dict(s.meta)
+    bad = [dict(g, main=g["main"] + 1) for g in meta["grid"]]   # off by one key: never a product grid
+    s2 = dataclasses.replace(s, meta=tuple((k, bad if k == "grid" else v) for k, v in s.meta))
+    assert isinstance(make_bounder(s2), AffineBounder) and not isinstance(make_bounder(s2), GridBounder)
+    r = certify(s2, "0.2", progress=False)
+    assert r.status == "CERTIFIED" and r.evidence == {}
+    doc = certificate_doc(s2, r)
+    assert "grid" not in doc["evidence"] and doc["evidence"].get("bounder", "affine") != "grid"
+    assert check_doc(doc).ok

@@ -99,3 +99,36 @@ def test_multihead_apriori_bound_holds_on_dense_sample(n, H, kappa):
     c = constructions.build("ramp-multihead", n=n, H=H, kappa=kappa, lo=-3, hi=3)
     err, _, _ = max_error_sampled(c, 200_001)
     assert err <= c.apriori_float()
+
+
+# ---- issue 15 item 12: an UNKNOWN never reports a largest bound of 0 ----
+
+def test_analytic_unknown_reports_the_real_best_bound(capsys):
+    """`certify ramp --set p=5 --set kappa=1/2 --method analytic --eps 0.39` printed a largest bound of 0:
+    no cell's closed form is below eps, so no piece was kept.  Every cell is still bounded (its z3
+    lemmas proved), and the largest of those bounds is reported."""
+    args = ["certify", "ramp", "--set", "p=5", "--set", "kappa=1/2", "--method", "analytic", "--eps", "0.39"]
+    assert main(args + ["--format", "json"]) == 1
+    info = json.loads(capsys.readouterr().out)
+    assert info["status"] == "UNKNOWN" and info["max_bound"] >= 0.39 and np.isfinite(info["max_bound"])
+    assert info["max_bound"] >= info["observed_error"] > 0
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "largest proved bound" in out and "largest proved bound 0," not in out and "--method auto" in out
+
+
+def test_analytic_unknown_with_unreached_cells_reports_inf():
+    """A paving fallback that gives up leaves cells never bounded: their bound is unknown, so inf."""
+    from verify.analytic.certify import certify_analytic
+    c = constructions.build("ramp", p=41, kappa=8)
+    res = certify_analytic(c, "0.0136", method="auto", max_boxes=20)
+    assert res.status == "UNKNOWN" and res.max_bound == float("inf") and "not reached" in res.reason
+
+
+def test_a_method_that_cannot_handle_the_construction_names_the_one_that_can(capsys):
+    assert main(["certify", "ramp-seq", "--method", "analytic", "--eps", "0.3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--method analytic handles" in err and "use --method paving" in err
+    assert main(["certify", "relu-net", "--method", "analytic", "--eps", "0.3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--method analytic handles" in err and "use --method paving" in err

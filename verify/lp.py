@@ -16,7 +16,7 @@ import numpy as np
 
 from .enclose.grid import pick_bounder
 from .forward import float_weights
-from .search.certify import CERTIFIED, UNKNOWN, CertifyResult
+from .search.certify import CERTIFIED, UNKNOWN, CertifyResult, stated
 from .search.paving import MAX_LEVEL, Domain, Leaf, bisect_boxes, choose_dim, tree_string
 from .search.sampling import observed_at_centres
 
@@ -84,7 +84,7 @@ def certify_lp(construction, eps, p: int = 2, *, max_boxes: int = 2_000_000, tim
         seen = np.concatenate([seen[keep_idx], np.concatenate(obs)]) if len(done) else np.concatenate(obs)
         for n in range(len(pend_paths)):
             done.append(Leaf(pend_paths[n], tuple(int(v) for v in pend_I[n]), tuple(int(v) for v in pend_K[n]),
-                             float(bounds[n]), tuple(int(v) for v in hints[n])))
+                             stated(float(bounds[n])), tuple(int(v) for v in hints[n])))
         K = np.array([l.k for l in done])
         vols = vol_root * np.ldexp(1.0, -K.sum(axis=1))
         b = np.array([l.bound for l in done])

@@ -15,6 +15,7 @@ import numpy as np
 
 from .closed_form import CellPlan, cell_bound, default_cells, plan_cell
 from ..search.certify import CERTIFIED, REFUTED, UNKNOWN, certify
+from ..enclose.defined import defined_targets
 from ..enclose.linearize import UnsupportedNetwork, affine_form
 from .map_cells import is_max_affine_grid, map_cells
 from .partition import partition_lemmas
@@ -51,6 +52,8 @@ class AnalyticResult:
     boxes_evaluated: int = 0
     reason: str = ""
     partition: dict | None = None   # max-affine: partition cells, their anchors and z3 lemmas
+    unresolved: list = field(default_factory=list)  # (cell, its best proved bound or inf), not certified
+    unreached: int = 0              # cells never bounded (a budget ran out): the largest bound is then inf
 
     @property
     def holds(self) -> bool:
@@ -76,24 +79,37 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
     net = construction.network
     if len(net.layers) != 1 or net.layers[0].post is not None or net.final_softmax \
             or net.readout_linear is not None:
-        raise UnsupportedNetwork("the analytic route handles one plain attention layer (no post map, final "
+        raise UnsupportedNetwork("--method analytic handles one plain attention layer (no post map, final "
                                  "softmax or linear readout); use --method paving")
-    forms = affine_form(net)
+    try:
+        forms = affine_form(net)
+    except UnsupportedNetwork as e:
+        raise UnsupportedNetwork(f"--method analytic handles one-layer networks with affine logits ({e}); "
+                                 "use --method paving") from None
     grid = is_max_affine_grid(construction)
     if cells is None and grid:
         cells = map_cells(construction, sub)
         if mesh is None:  # a soft max-affine cell needs its transition resolved (fixed, beta-free)
             mesh = DEFAULT_MESH.get(len(construction.domain), 2)
     cells = list(cells) if cells is not None else default_cells(construction, forms)
+    targets = defined_targets(construction)   # guarded where proved defined on the domain (cells lie inside)
     res = AnalyticResult(UNKNOWN, eps, method)
+    first_why = None
     for n, cell in enumerate(cells):
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            res.unreached = len(cells) - n
+            first_why = first_why or f"time limit {time_limit}s reached with {len(cells) - n} cells left"
+            break
         plan = plan_cell(forms, cell, f"c{n}", mesh)
         try:
-            b = cell_bound(forms, plan, construction.target)
+            b = cell_bound(forms, plan, targets)
             why = None if b < eps else f"closed-form bound {float(b):.6g} is not below eps"
         except ArithmeticError as e:  # a non-finite enclosure is a failure, never a number
             b, why = None, f"closed form failed: {e}"
-        if why is None:
+        proved = b is not None
+        if b is not None and (why is None or method == "analytic"):
+            # the lemmas make the closed form a proved bound (also for a cell above eps, whose
+            # bound is then reported as its best bound)
             try:
                 z3s, k = 0.0, 0
                 for hp in plan.heads:
@@ -102,39 +118,59 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
                         z3s += run_z3(hp.lemma.id, hp.text, len(cell), lemma_timeout_ms)
                         k += 1
                 res.z3_seconds += z3s
-                res.lemma_count += k
+                if why is None:
+                    res.lemma_count += k
             except LemmaFailed as e:  # never write down a lemma that z3 did not prove
-                why = str(e)
+                why, proved = why or str(e), False
         if why is None:
             plan.bound = b
             res.pieces.append(Piece(tuple(cell), "analytic", b, plan=plan))
             continue
         if method == "analytic":
-            res.reason = (f"cell {n} [{', '.join(f'{lo}..{hi}' for lo, hi in cell)}]: {why} (try --method auto)")
-            return _finish(construction, res, t0, observe_points)
+            # an unresolved cell keeps its real best bound (a closed form whose lemmas z3 proved), or inf;
+            # the other cells are still bounded, so the largest bound speaks for the whole domain
+            res.unresolved.append((tuple(cell), float(b) if proved else float("inf")))
+            if first_why is None:
+                first_why = f"cell {n} [{', '.join(f'{lo}..{hi}' for lo, hi in cell)}]: {why}"
+            continue
         left = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
-        sub = certify(dataclasses.replace(construction, domain=tuple(cell)), eps, max_boxes=max_boxes,
+        # a paving piece is checked with the one-layer (affine) box bound and its hints: no grid claim
+        plain = tuple(kv for kv in getattr(construction, "meta", ()) if kv[0] != "grid")
+        sub = certify(dataclasses.replace(construction, domain=tuple(cell), meta=plain), eps, max_boxes=max_boxes,
                       time_limit=left, progress=False)
         res.boxes_evaluated += sub.boxes_evaluated
         if sub.status == REFUTED:
             res.status, res.witness, res.witness_lower = REFUTED, sub.witness, sub.witness_lower
             res.observed, res.reason = sub.observed, sub.reason
+            res.max_bound = sub.max_bound
             res.seconds = time.perf_counter() - t0
             return res
         if sub.status != CERTIFIED:
-            res.reason = f"cell {n}: paving fallback gave up: {sub.reason}"
+            res.unresolved.append((tuple(cell), float(sub.max_bound)))
+            res.unreached = len(cells) - n - 1
+            res.reason = f"cell {n}: paving fallback gave up: {sub.reason}" + _unreached(res)
             return _finish(construction, res, t0, observe_points)
         res.pieces.append(Piece(tuple(cell), "paving", Fraction(sub.max_bound), paving=sub))
+    if first_why is not None:
+        k = len(res.unresolved)
+        res.reason = first_why + (f" ({k} of {len(cells)} cells unresolved)" if k > 1 else "") \
+            + _unreached(res) + (" (try --method auto)" if method == "analytic" else "")
+        return _finish(construction, res, t0, observe_points)
     if grid:
         try:
             res.partition, z3s = partition_lemmas(construction, forms, lemma_timeout_ms)
         except LemmaFailed as e:  # the construction is not the partition its spec says
             res.reason = f"partition: {e}"
+            res.unresolved.append(((), float("inf")))   # every piece's bound rests on the partition
             return _finish(construction, res, t0, observe_points)
         res.z3_seconds += z3s
         res.lemma_count += len(res.partition["lemmas"])
     res.status = CERTIFIED
     return _finish(construction, res, t0, observe_points)
+
+
+def _unreached(res) -> str:
+    return f"; {res.unreached} cells not reached (their bound is unknown)" if res.unreached else ""
 
 
 def _near_ends(construction, cells):
@@ -171,6 +207,11 @@ def _finish(construction, res, t0, observe_points):
             obs, at = p.paving.observed, [float(v) for v in p.paving.witness]
     res.observed = obs
     res.witness = tuple(min(max(Fraction(v), lo), hi) for v, (lo, hi) in zip(at, construction.domain))
-    res.max_bound = max((float(p.bound) for p in res.pieces), default=0.0)
+    # the largest bound over the whole domain: unresolved pieces count with their best bound (or inf),
+    # and cells never reached make it inf; never 0 for a domain that was not bounded
+    bounds = [float(p.bound) for p in res.pieces] + [b for _, b in res.unresolved]
+    if res.unreached or not bounds:
+        bounds.append(float("inf"))
+    res.max_bound = max(bounds)
     res.seconds = time.perf_counter() - t0
     return res

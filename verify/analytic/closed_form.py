@@ -213,8 +213,8 @@ def cell_bound(forms, plan: CellPlan, targets) -> Fraction:
 def default_cells(construction, forms):
     """The cells for a construction: 1-D envelope cells; other shapes must supply theirs."""
     if len(construction.domain) != 1:
-        raise UnsupportedNetwork("analytic cells are derived automatically for 1-D inputs only; "
-                                 "pass cells= (e.g. a max-affine grid) for more inputs")
+        raise UnsupportedNetwork(f"--method analytic handles one-layer networks with affine logits on 1-D inputs "
+                                 f"or a [MAP] grid, not {len(construction.domain)} inputs; use --method paving")
     (lo, hi), = construction.domain
     cells = cells_1d(forms, construction.domain)
     kinks = sorted({k for t in construction.target for k in target_kinks(t)} - {lo, hi})

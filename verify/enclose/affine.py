@@ -6,6 +6,7 @@ import numpy as np
 from . import interval as iv
 from .linearize import affine_form, frac_interval
 from .softmax import head_output_bounds, weight_bounds
+from .defined import defined_targets
 from .target import interval_eval
 
 
@@ -21,8 +22,11 @@ class AffineBounder:
         self.xp = xp
         self.construction = construction
         self.inputs = construction.inputs
+        self.targets = defined_targets(construction)   # guarded where proved defined on the domain
         self.heads = []
-        for heads in affine_form(construction.network):
+        forms = affine_form(construction.network)
+        self.depends = dependence(forms, construction.target, self.inputs)
+        for heads in forms:
             per = []
             for h in heads:
                 enc = [frac_interval(list(h.c)), frac_interval([list(r) for r in h.G]),
@@ -86,21 +90,55 @@ class AffineBounder:
             outs.append((acc_lo, acc_hi))
         return outs, hints
 
-    def error_bounds(self, xl, xh):
-        """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, H)."""
+    def error_bounds(self, xl, xh, each: bool = False):
+        """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, H);
+        with ``each`` the bounds per output (N, R), whose ``combine_outputs`` is the box bound."""
         outs, hints = self.output_bounds(xl, xh)
-        return error_from_outputs(outs, self.construction.target, self.inputs, xl, xh, self.xp), \
+        return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
             self.xp.stack(hints, axis=1)
 
 
-def error_from_outputs(outs, targets, inputs, xl, xh, xp=np):
-    """Proved sup |N - f| per box from output enclosures; inf where anything is non-finite."""
+def dependence(forms, targets, inputs):
+    """(R, D) booleans: output o depends on input d at all (some logit or value slope of one of
+    its heads, or its target, involves x_d).  Exact and conservative; steers the split choice only."""
+    from constructions.expr import variables
+    dep = np.zeros((len(forms), len(inputs)), dtype=bool)
+    for o, heads in enumerate(forms):
+        for h in heads:
+            for d in range(len(inputs)):
+                if any(r[d] != 0 for r in h.G) or any(r[d] != 0 for r in h.F):
+                    dep[o, d] = True
+        if o < len(targets):
+            names = variables(targets[o])
+            dep[o] |= np.array([name in names for name in inputs], dtype=bool)
+    return dep
+
+
+def combine_outputs(per_output, xp=np):
+    """The box bound from per-output bounds (N, R): max(0, max_o), exactly as ``error_from_outputs``."""
+    return xp.maximum(xp.max(per_output, axis=1), 0.0)
+
+
+def output_errors(outs, targets, inputs, xl, xh, xp=np):
+    """Proved sup |N_o - f_o| per box, one array per output; inf where anything is non-finite."""
     box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(inputs)}
-    err = xp.zeros(xl.shape[0])
+    errs = []
     for (nlo, nhi), tree in zip(outs, targets):
         flo, fhi = interval_eval(tree, box, xp)
         with np.errstate(over="ignore", invalid="ignore"):
             e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
         ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
-        err = xp.maximum(err, xp.where(ok, e, xp.inf))
+        errs.append(xp.where(ok, e, xp.inf))
+    return errs
+
+
+def error_from_outputs(outs, targets, inputs, xl, xh, xp=np, each: bool = False):
+    """Proved sup |N - f| per box from output enclosures; inf where anything is non-finite.
+    With ``each``: the (N, R) bounds per output instead."""
+    errs = output_errors(outs, targets, inputs, xl, xh, xp)
+    if each:
+        return xp.stack(errs, axis=1)
+    err = xp.zeros(xl.shape[0])
+    for e in errs:
+        err = xp.maximum(err, e)
     return err

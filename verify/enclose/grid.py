@@ -18,7 +18,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .affine import AffineBounder, error_from_outputs
+from .affine import AffineBounder, dependence, error_from_outputs
+from .defined import defined_targets
 from .linearize import UnsupportedNetwork, affine_form, frac_interval
 from .softmax import exp_down, exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
 
@@ -63,6 +64,26 @@ def verify_structure(head, shape, main, copies):
     extras = [j for j in range(P) if j not in used]
     return {"lam": lam, "alpha": alpha, "gamma": gamma, "values": [e[main + i] for i in range(N)],
             "copies": cps, "extras": [(c[j] - lam, G[j], e[j], F[j]) for j in extras]}
+
+
+def _claim_for(head, claims, first):
+    """The claim (and its verified parts) that holds for this readout's head, trying ``first`` first.
+
+    The metadata may carry one claim per query row while a row has several readouts (d_o > 1):
+    every readout of a row shares the row's logits, so the row's claim verifies for each of them.
+    Each candidate is verified exactly; a claim that does not verify is never used.
+    """
+    order = [first] + [i for i in range(len(claims)) if i != first]
+    why = None
+    for i in order:
+        claim = claims[i]
+        try:
+            shape = tuple(int(g) for g in claim["shape"])
+            return claim, verify_structure(head, shape, int(claim["main"]),
+                                           [(int(s), m) for s, m in claim["copies"]])
+        except UnsupportedNetwork as e:
+            why = e
+    raise UnsupportedNetwork(f"grid path: no grid claim verifies for a readout ({why})")
 
 
 def _enc(values):
@@ -115,15 +136,17 @@ class GridBounder:
         self.xp = xp
         self.construction = construction
         self.inputs = construction.inputs
-        meta = dict(construction.meta)["grid"]
+        self.targets = defined_targets(construction)   # guarded where proved defined on the domain
+        meta = list(dict(construction.meta)["grid"])
         forms = affine_form(construction.network)
-        if len(forms) != len(meta) or any(len(h) != 1 for h in forms):
+        self.depends = dependence(forms, construction.target, self.inputs)
+        if not meta or any(len(h) != 1 for h in forms):
             raise UnsupportedNetwork("grid path: one head per readout and one claim per readout")
         self.parts = []
         self.evidence = {"bounder": "grid", "grid": []}
-        for (head,), claim in zip(forms, meta):
+        for r, (head,) in enumerate(forms):
+            claim, st = _claim_for(head, meta, r * len(meta) // len(forms))
             shape = tuple(int(g) for g in claim["shape"])
-            st = verify_structure(head, shape, int(claim["main"]), [(int(s), m) for s, m in claim["copies"]])
             W = list(windows) if windows is not None else choose_windows(st, construction.domain)
             W = [max(1, min(int(w), g)) for w, g in zip(W, shape)]
             self.parts.append(self._prepare(st, shape, W))
@@ -273,15 +296,20 @@ class GridBounder:
             hints.append(k)
         return outs, hints
 
-    def error_bounds(self, xl, xh):
-        """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, R*D)."""
+    def error_bounds(self, xl, xh, each: bool = False):
+        """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, R*D);
+        with ``each`` the bounds per output (N, R)."""
         outs, hints = self.output_bounds(xl, xh)
-        return error_from_outputs(outs, self.construction.target, self.inputs, xl, xh, self.xp), \
+        return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
             self.xp.concatenate(hints, axis=1)
 
 
 def pick_bounder(construction, xp=np):
-    """The grid bounder when the construction claims a grid (verified), else the general one."""
+    """The grid bounder when the construction claims a grid and the claim verifies exactly, else
+    the general affine one (which writes no grid evidence: its ``evidence`` is empty)."""
     if dict(getattr(construction, "meta", ())).get("grid") is not None:
-        return GridBounder(construction, xp)
+        try:
+            return GridBounder(construction, xp)
+        except UnsupportedNetwork:
+            pass   # the grid path does not apply: the general path bounds the same network
     return AffineBounder(construction, xp)

@@ -161,7 +161,8 @@ class LayeredBounder:
                         for _, w in net.readout_linear]
         from .linear_split import split_linear
         self.tsplit = []
-        for o, tree in enumerate(construction.target):
+        from .defined import defined_targets
+        for o, tree in enumerate(defined_targets(construction)):   # guarded where proved defined
             coef, rest = split_linear(tree)
             names = {f"x{i}": i for i in range(D)}
             if any(v not in names for v in coef):
@@ -326,12 +327,14 @@ class LayeredBounder:
             outs.append(acc)
         return outs, None
 
-    def error_bounds(self, xl, xh):
-        """Proved sup |N - f| per box (inf where anything is non-finite) and the k* hints."""
+    def error_bounds(self, xl, xh, each: bool = False):
+        """Proved sup |N - f| per box (inf where anything is non-finite) and the k* hints;
+        with ``each`` the bounds per output (N, R)."""
         xp = self.xp
         outs, hints = self.split_bounds(xl, xh)
         box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
         err = xp.zeros(xl.shape[0])
+        per = []
         for (nlo, nhi), (dlin, tree) in zip(outs, self.tsplit):
             # N - f = (lin_N - lin_f).x + N' - f'
             for i in range(xl.shape[1]):
@@ -345,8 +348,9 @@ class LayeredBounder:
             with np.errstate(over="ignore", invalid="ignore"):
                 e = xp.maximum(iv.up(nhi - flo, xp), iv.up(fhi - nlo, xp))
             ok = iv.finite((nlo, nhi), xp) & iv.finite((flo, fhi), xp) & xp.isfinite(e)
-            err = xp.maximum(err, xp.where(ok, e, xp.inf))
-        return err, hints
+            per.append(xp.where(ok, e, xp.inf))
+            err = xp.maximum(err, per[-1])
+        return (xp.stack(per, axis=1) if each else err), hints
 
 
 def _enc3(T, xp):

@@ -14,6 +14,7 @@ from constructions.expr import ExprError
 
 from . import ifunc
 from . import interval as iv
+from .defined import GUARD_TAGS, guard_interval
 
 
 def _shape(arrays, xp):
@@ -45,6 +46,8 @@ def float_eval(tree, X: dict, xp=np):
             return xp.full(shape, np.pi)
         if tag == "pow":
             return xp.power(go(t[1]), float(t[2][1]))
+        if tag in GUARD_TAGS:  # internal (verify.enclose.defined): proved on the domain
+            return (xp.maximum if tag == "atleast" else xp.minimum)(go(t[2]), _to_float(t[1]))
         a = [go(c) for c in t[1:]]
         if tag in ("add", "mul", "min", "max"):
             f = {"add": xp.add, "mul": xp.multiply, "min": xp.minimum, "max": xp.maximum}[tag]
@@ -76,7 +79,8 @@ def interval_eval(tree, box: dict, xp=np):
     """Rigorous enclosure ``(lo, hi)`` of the tree over boxes ``box[name] = (lo, hi)``.
 
     Every end is rounded outward; where the result has a NaN or infinite end no claim
-    is made (callers check ``interval.finite``).
+    is made (callers check ``interval.finite``).  A tree from ``defined.defined_targets``
+    may carry guard nodes: such a tree is only valid on boxes inside its domain.
     """
     B = {k: (xp.asarray(v[0], dtype=xp.float64), xp.asarray(v[1], dtype=xp.float64))
          for k, v in box.items()}
@@ -94,6 +98,8 @@ def interval_eval(tree, box: dict, xp=np):
             return ifunc.pi(shape, xp)
         if tag == "pow":
             return ifunc.pow_int(go(t[1]), int(t[2][1]), xp)
+        if tag in GUARD_TAGS:  # internal (verify.enclose.defined): a bound proved on the whole domain
+            return guard_interval(tag, t[1], go(t[2]), xp)
         a = [go(c) for c in t[1:]]
         if tag in _NARY:
             r = a[0]

@@ -6,6 +6,7 @@ results merge in box order into the same certificate.
 """
 from __future__ import annotations
 
+import copy
 import pickle
 import uuid
 
@@ -43,15 +44,30 @@ class Job:
         self._prepared = None
         self._blob = None
         self._shared = False   # True in a worker: prepared data is cached per process by token
+        self.each = False      # evaluate_batch returns bounds per output (N, R), for the split choice
+        self.bound = True      # evaluate_batch bounds the boxes
+        self.observe = True    # evaluate_batch samples the float error at the box centres
+
+    def variant(self, *, each: bool = False, bound: bool = True, observe: bool = True) -> "Job":
+        """The same job (same token, so the same prepared bounder per process) whose units return
+        bounds per output (``each``), or skip the bounds or the float sample at the centres."""
+        twin = copy.copy(self)
+        twin.each, twin.bound, twin.observe = each, bound, observe
+        twin._origin = getattr(self, "_origin", self)   # pickles the construction once for all variants
+        return twin
 
     def __getstate__(self):
         # the construction is serialised once per job, not once per unit (executors pickle every submit)
-        if getattr(self, "_blob", None) is None:
-            self._blob = pickle.dumps(self.construction, protocol=pickle.HIGHEST_PROTOCOL)
-        return {"blob": self._blob, "backend": self.backend, "token": self.token}
+        src = getattr(self, "_origin", self)
+        if getattr(src, "_blob", None) is None:
+            src._blob = pickle.dumps(self.construction, protocol=pickle.HIGHEST_PROTOCOL)
+        self._blob = src._blob
+        return {"blob": self._blob, "backend": self.backend, "token": self.token,
+                "modes": (self.each, self.bound, self.observe)}
 
     def __setstate__(self, state):
         self.backend, self.token, self._blob = state["backend"], state["token"], state["blob"]
+        self.each, self.bound, self.observe = state.get("modes", (False, True, True))
         self._prepared = None
         self._shared = True
         hit = _PREPARED.get(self.token)
@@ -89,7 +105,9 @@ def _keys(construction) -> int:
 
 
 def evaluate_batch(job: Job, I, K):
-    """Proved bounds (N,), k* hints (N, H), and the largest float error at a box centre with its point.
+    """Proved bounds (N,) (per output (N, R) for an ``each`` job), k* hints (N, H), and the
+    largest float error at a box centre with its point (-inf and None when the job does not
+    observe; bounds (N, 0) and hints (N, 0) when it does not bound).
 
     I and K are host int64 arrays (N, D); results are host arrays, so they pickle.
     """
@@ -100,15 +118,21 @@ def evaluate_batch(job: Job, I, K):
     for s in range(0, n, step):
         Id, Kd = xp.asarray(I[s:s + step]), xp.asarray(K[s:s + step])
         xl, xh = domain.enclose(Id, Kd)
-        b, h = bounder.error_bounds(xl, xh)
-        o, xm = observed_at_centres(job.construction, weights, xl, xh, xp)
-        j = int(xp.argmax(o))
-        top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
-        bs.append(_host(b).astype(np.float64))
-        hs.append(_host(h).astype(np.int64))
-        # keep what one argmax over the whole unit would pick: the first largest, or the first NaN
-        if best is None or (not np.isnan(best[0]) and not top[0] <= best[0]):
-            best = top
+        if job.bound:
+            b, h = bounder.error_bounds(xl, xh, each=True) if job.each else bounder.error_bounds(xl, xh)
+            bs.append(_host(b).astype(np.float64))
+            hs.append(_host(h).astype(np.int64))
+        if job.observe:
+            o, xm = observed_at_centres(job.construction, weights, xl, xh, xp)
+            j = int(xp.argmax(o))
+            top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
+            # keep what one argmax over the whole unit would pick: the first largest, or the first NaN
+            if best is None or (not np.isnan(best[0]) and not top[0] <= best[0]):
+                best = top
+    if not job.bound:
+        bs, hs = [np.zeros((n, 0))], [np.zeros((n, 0), dtype=np.int64)]
+    if best is None:
+        return np.concatenate(bs), np.concatenate(hs), float("-inf"), None
     return (np.concatenate(bs), np.concatenate(hs), float(best[0]), [float(v) for v in best[1:]])
 
 

@@ -19,11 +19,13 @@ import numpy as np
 from constructions.exact import parse_rational
 
 from ..enclose import interval as iv
+from ..enclose.affine import combine_outputs
 from ..enclose.target import interval_eval
 from . import checkpoint as ckpt
 from .batches import Job, backend_name
 from .executors import run_units
-from .paving import MAX_LEVEL, Leaf, bisect_boxes, choose_dim, tree_string
+from .paving import (MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
+                     split_candidates, tree_string)
 from .progress import progress_bar
 from .sampling import observed_at_corners
 
@@ -31,7 +33,17 @@ CERTIFIED, REFUTED, UNKNOWN = "CERTIFIED", "REFUTED", "UNKNOWN"
 
 # A box is finished when its float bound is below eps * (1 - ACCEPT_MARGIN): room for the
 # independent checker, which re-derives the bound in other (Arb) arithmetic.
-ACCEPT_MARGIN = 2.0 ** -20
+ACCEPT_MARGIN = 2.0 ** -10
+# A finished box states its bound raised by STATED_MARGIN (rounded up): the checker's own bound
+# of the box, in other arithmetic, may exceed the search's by a little, and a stated bound must
+# never undercut the checker's (the layered checker's bound runs up to ~2e-5 above the search's).
+# (1 + 2^-12)(1 - 2^-10) < 1, so a stated bound stays below eps.
+STATED_MARGIN = 2.0 ** -12
+
+
+def stated(bound: float) -> float:
+    """A finished box's bound as the certificate states it: raised by STATED_MARGIN, rounded up."""
+    return float(np.nextafter(bound * (1.0 + STATED_MARGIN), np.inf))
 
 
 @dataclass
@@ -47,6 +59,7 @@ class CertifyResult:
     tree: str = ""
     boxes_evaluated: int = 0
     seconds: float = 0.0
+    split_boxes: int = 0    # extra boxes bounded to choose split dimensions (split="gain")
     reason: str = ""
     terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
     evidence: dict = field(default_factory=dict)  # bounder-specific evidence (e.g. the grid claim)
@@ -81,7 +94,7 @@ class CertifyInterrupted(KeyboardInterrupt):
 def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float | None = None,
             xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
             checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0,
-            drop_checkpoint: bool = True, min_units: int = 1) -> CertifyResult:
+            drop_checkpoint: bool = True, min_units: int = 1, split: str = "gain") -> CertifyResult:
     """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
 
     Each generation's boxes are cut into batches (work units) run on ``executor`` (any
@@ -93,9 +106,17 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     every finished leaf it holds (a checkpoint is never trusted).  ``drop_checkpoint=False``
     leaves the file for the caller to delete once the certificate is safely written.
 
-    A box is finished when its bound is below eps by a relative margin (ACCEPT_MARGIN), so
-    that the independent checker's own re-derivation, in other arithmetic, stays below eps.
+    A box is finished when its bound is below eps by a relative margin (ACCEPT_MARGIN) and its
+    stated bound is raised a little (STATED_MARGIN), so that the independent checker's own
+    re-derivation, in other arithmetic, stays below eps and below the stated bound.
+
+    ``split="gain"`` (default) bisects each unfinished box along the dimension whose worse
+    child bound is smallest (both children along every dimension are bounded, in one batched
+    pass; the chosen children's bounds are kept for the next generation); ``"widest"``
+    bisects the widest side.  Either way every leaf's bound is proved; only the tree differs.
     """
+    if split not in ("gain", "widest"):
+        raise ValueError(f"unknown split rule {split!r} (gain or widest)")
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
@@ -131,6 +152,13 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
         pending_max = 0.0
     status, reason = CERTIFIED, ""
     last_save = time.perf_counter()
+    gain = split == "gain" and D > 1
+    unit_job = job.variant(each=True) if gain else job   # gain: bounds per output, to judge the splits
+    cand_job = job.variant(each=True, observe=False)     # a split's candidate children: bounds only
+    look_job = job.variant(bound=False)                  # boxes bounded already: the float sample only
+    depends = getattr(bounder, "depends", None)
+    cached = None        # (have, per, hints): bounds of this generation's boxes found when their split was chosen
+    split_boxes = 0
 
     def snapshot(base):
         """Save the state as of the start of a generation (leaves only grow, so a prefix is it)."""
@@ -148,16 +176,23 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             if checkpoint is not None and time.perf_counter() - last_save >= checkpoint_every:
                 snapshot(base)
                 last_save = time.perf_counter()
-            size = min(batch, max(64, -(-len(paths) // max(1, min_units))))
-            units = [(I[s:s + size], K[s:s + size]) for s in range(0, len(paths), size)]
-            bounds_all, hints_all = [], []
-            for b, h, ov, op in run_units(job, units, executor):
-                if ov > obs_best:
+            if cached is not None:   # children bounded when their split was chosen: bound the rest only
+                have, per, hints = cached
+                cached = None
+                todo = np.flatnonzero(~have)
+                if len(todo):
+                    per[todo], hints[todo], _, _ = _bound_all(cand_job, I[todo], K[todo], batch, min_units,
+                                                             executor)
+                # the float sample of every box in box order, as one bounding pass would take it
+                _, _, ov, op = _bound_all(look_job, I, K, batch, min_units, executor)
+                if op is not None and ov > obs_best:
                     obs_best, obs_point = ov, op
-                bounds_all.append(b)
-                hints_all.append(h)
-            bounds = np.concatenate(bounds_all)
-            hints = np.concatenate(hints_all)
+            else:
+                per, hints, ov, op = _bound_all(unit_job, I, K, batch, min_units, executor)
+                if op is not None and ov > obs_best:
+                    obs_best, obs_point = ov, op
+            # per output with gain: the box bound is their max, exactly as error_from_outputs takes it
+            bounds = combine_outputs(per) if gain else per
             if obs_best > eps_f:
                 lower = point_error_lower(getattr(bounder, "point_bounder", bounder), obs_point,
                                           job.prepared()[0])
@@ -184,7 +219,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             gi = np.flatnonzero(good)
             for n, i, k, bd, h in zip(gi.tolist(), I[gi].tolist(), K[gi].tolist(), bounds[gi].tolist(),
                                       hints[gi].tolist()):
-                leaves.append(Leaf(paths[n], tuple(i), tuple(k), bd, tuple(h)))
+                leaves.append(Leaf(paths[n], tuple(i), tuple(k), stated(bd), tuple(h)))
             bar.update(len(paths))
             bar.set_postfix(leaves=len(leaves), open=len(rest),
                             worst_open=f"{np.max(bounds[rest]) if len(rest) else 0:.3g}", refresh=False)
@@ -195,7 +230,12 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                 status, reason = UNKNOWN, over
                 break
             Ir, Kr = I[rest], K[rest]
-            dims = choose_dim(Kr, domain)
+            if gain:
+                dims, cached, n_judged = _split_by_gain(cand_job, Ir, Kr, per[rest], hints.shape[1], domain,
+                                                        depends, accept, batch, min_units, executor)
+                split_boxes += n_judged
+            else:
+                dims = choose_dim(Kr, domain)
             if np.any(Kr[np.arange(len(rest)), dims] >= MAX_LEVEL):
                 status, reason = UNKNOWN, "boxes reached the finest dyadic level"
                 break
@@ -217,7 +257,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     if status != CERTIFIED:
         worst = max(pending_max, max((l.bound for l in leaves), default=0.0))
         return CertifyResult(status, eps, worst, obs_best, witness, None,
-                             boxes_evaluated=evaluated, seconds=seconds, reason=reason)
+                             boxes_evaluated=evaluated, seconds=seconds, reason=reason, split_boxes=split_boxes)
     if drop_checkpoint:
         _drop(checkpoint)
     corner_err, corner = observed_at_corners(construction, job.prepared()[3], domain.exact, leaves, xp)
@@ -227,11 +267,53 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     terms = []
     if getattr(construction, "chain", ()):
         from ..enclose.chain import chain_terms
-        terms = chain_terms(construction, bounder, domain, leaves, xp)
+        terms = [(label, tree, stated(t1), stated(t2))
+                 for label, tree, t1, t2 in chain_terms(construction, bounder, domain, leaves, xp)]
     return CertifyResult(CERTIFIED, eps, max(l.bound for l in leaves), obs_best, witness, None,
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
                          boxes_evaluated=evaluated, seconds=seconds, terms=terms,
-                         evidence=dict(getattr(bounder, "evidence", {})))
+                         evidence=dict(getattr(bounder, "evidence", {})), split_boxes=split_boxes)
+
+
+def _split_by_gain(cand_job, I, K, parent, n_hints, domain, depends, accept, batch, min_units, executor):
+    """Split dimensions by gain (``paving.choose_dim_by_gain``); the chosen children's bounds as a
+    cache for the next generation, (have, per output, hints) in ``bisect_boxes`` order; and how
+    many candidate children were bounded.  Boxes with one candidate side are not judged."""
+    n = I.shape[0]
+    cand = split_candidates(parent, K, depends, accept)
+    multi = cand.sum(axis=1) > 1
+    pn, pd = np.nonzero(cand & multi[:, None])          # (box, side) pairs, box-major
+    R = parent.shape[1]
+    if len(pn):
+        Ic, Kc = children_along(I[pn], K[pn], pd)
+        cb, ch, _, _ = _bound_all(cand_job, Ic, Kc, batch, min_units, executor)
+    else:
+        cb, ch = np.zeros((0, R)), np.zeros((0, n_hints), dtype=np.int64)
+    dims = choose_dim_by_gain(cb, (pn, pd), cand, K, domain, combine_outputs(parent))
+    have = np.zeros(2 * n, dtype=bool)
+    per = np.full((2 * n, R), np.nan)
+    hints = np.zeros((2 * n, n_hints), dtype=np.int64)
+    j = np.flatnonzero(pd == dims[pn])                  # the judged pair that was chosen, per judged box
+    for side in (0, 1):
+        rows = 2 * pn[j] + side
+        have[rows] = True
+        per[rows] = cb[2 * j + side]
+        hints[rows] = ch[2 * j + side]
+    return dims, (have, per, hints), len(cb)
+
+
+def _bound_all(job, I, K, batch, min_units, executor):
+    """Bounds and hints of boxes (I, K), cut into work units; and the largest observed error with its point."""
+    size = min(batch, max(64, -(-len(I) // max(1, min_units))))
+    units = [(I[s:s + size], K[s:s + size]) for s in range(0, len(I), size)]
+    bounds_all, hints_all = [], []
+    best, point = -np.inf, None
+    for b, h, ov, op in run_units(job, units, executor):
+        if ov > best:   # the first largest, as one pass over all boxes would pick (a NaN never wins)
+            best, point = ov, op
+        bounds_all.append(b)
+        hints_all.append(h)
+    return np.concatenate(bounds_all), np.concatenate(hints_all), best, point
 
 
 def _rebound(job, loaded, accept, batch, executor):
@@ -247,7 +329,7 @@ def _rebound(job, loaded, accept, batch, executor):
     keep, back = [], []
     for n, l in enumerate(loaded):
         if bounds[n] < accept:
-            keep.append(Leaf(l.path, l.i, l.k, float(bounds[n]), tuple(int(v) for v in hints[n])))
+            keep.append(Leaf(l.path, l.i, l.k, stated(float(bounds[n])), tuple(int(v) for v in hints[n])))
         else:
             back.append(l)
     return keep, back
