@@ -12,21 +12,15 @@ import pytest
 
 import constructions
 from certificates.check.document import check_doc
-from certificates.model import canonical, certificate_doc
+from certificates.model import certificate_doc
 from verify.search.certify import certify
 from verify.search.paving import (MAX_LEVEL, Domain, bisect_boxes, children_along, choose_dim,
                                   choose_dim_by_gain, split_candidates)
 
+from test_scale import stable  # canonical bytes without the volatile fields
+
 SEQ3 = dict(n=3, p=17, kappa=5, w="100,-1/3,7", t="0,50,-1")   # the ramp-seq, sampled sup 0.02266
 MAP2 = dict(f="sin(2*x0)*cos(3*x1)", B=1, G=8)                 # a small 2-D grid: ~800 leaves at eps 0.2
-
-
-def stable(doc) -> bytes:
-    doc = json.loads(json.dumps(doc))
-    doc.pop("versions")
-    doc.pop("sha256")
-    doc["stats"].pop("seconds")
-    return canonical(doc)
 
 
 @pytest.fixture(scope="module")
