@@ -59,11 +59,13 @@ class Construction:
 
 @dataclass(frozen=True)
 class Param:
-    """A declared parameter: name, kind ("rational", "int" or "expr"), default, help."""
+    """A declared parameter: name, kind ("rational", "int" or "expr"), default, help, and ``shown``:
+    how ``list`` states a default that is derived from other parameters (e.g. "-B")."""
     name: str
     kind: str
     default: object
     help: str
+    shown: str = ""
 
     def parse(self, value):
         if self.kind == "int":

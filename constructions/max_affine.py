@@ -171,7 +171,10 @@ def recipe(domain, eps, L, osc, R):
 
 
 def apriori(D, h, beta, lam, L, osc, R, self_key=True):
-    """omega_f(3h/2) + D tau(beta h^2) osc + 2R e^{-(lam - beta rho^2)} (exact Formula)."""
+    """omega_f(3h/2) + D tau(beta h^2) osc + 2R e^{-(lam - beta rho^2)} (exact Formula); None
+    (no a-priori bound) without a Lipschitz bound L."""
+    if L is None:
+        return None
     S = Formula.num
     hh = S(h)
     u = S(beta) * hh ** 2
@@ -436,8 +439,7 @@ def _stats(trees, domain, L_given):
         lo_all = lo if lo_all is None else min(lo, lo_all)
         hi_all = hi if hi_all is None else max(hi, hi_all)
         L_all = None if (L is None or L_all is None) else max(L_all, L)
-    if L_given is None and L_all is None:
-        raise ParameterError("f is not Lipschitz on the domain by interval evaluation (e.g. sqrt at 0); give L")
+    # without L (e.g. sqrt at 0) a given G still builds; only the recipe and the a-priori bound need L
     L = L_given if L_given is not None else L_all
     return L, hi_all - lo_all, max(abs(lo_all), abs(hi_all))
 
@@ -450,6 +452,9 @@ def _params_grid(domain, G, beta, kappa, lam, eps_r, stats, centres="cells"):
     if G == 0:
         if eps_q is None:
             raise ParameterError("give G, or eps for the a-priori recipe")
+        if L is None:
+            raise ParameterError("f is not Lipschitz on the domain by interval evaluation (e.g. sqrt at 0): "
+                                 "give G, or L for the a-priori recipe")
         G, rb, rl = recipe(domain, eps_q, L, osc, R)
         centres = "cells"
         beta_q = rb if beta_q is None else beta_q
@@ -545,7 +550,9 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
     L_, osc, R = stats
     params = (("f", f), ("d", d), ("n", n), ("d_o", d_o), ("lo", domain[0][0]), ("hi", domain[0][1]),
               ("G", G), ("beta", beta_q), ("lam", lam_q), ("values", values), ("centres", centres))
-    bound = apriori(D, h, beta_q, lam_q, L_, osc, R) + 2 * Formula.num(R) * (n - 1) * exp(-Formula.num(lam_q))
+    bound = apriori(D, h, beta_q, lam_q, L_, osc, R)
+    if bound is not None:
+        bound = bound + 2 * Formula.num(R) * (n - 1) * exp(-Formula.num(lam_q))
     c = Construction(name="max-affine-seq", paper=PAPER, theorem=CLAIM, params=params, network=net,
                      target=trees, domain=domain, apriori_bound=bound,
                      notes=("anchors (cell, position j'); query j adds lam only for j' = j; query tokens "
@@ -558,14 +565,15 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
 
 _COMMON = (
     Param("B", "rational", "1", "half-width of the domain box [-B, B]^D"),
-    Param("lo", "choice", "", "domain lower end (with hi, instead of B)"),
-    Param("hi", "choice", "", "domain upper end"),
+    Param("lo", "choice", "", "domain lower end (with hi, instead of B)", "-B"),
+    Param("hi", "choice", "", "domain upper end", "B"),
     Param("G", "int", "0", "grid cells per dimension (0: the a-priori recipe from eps)"),
-    Param("beta", "choice", "", "inverse temperature (default kappa/h^2)"),
+    Param("beta", "choice", "", "inverse temperature (default kappa/h^2)", "kappa/h^2"),
     Param("kappa", "rational", "2", "sharpness beta*h^2 when beta is not given"),
-    Param("lam", "choice", "", "boost lambda (default beta*rho^2 + ln(8R/eps))"),
-    Param("eps", "choice", "", "target accuracy for the recipe (default 1/100 for lam only)"),
-    Param("L", "choice", "", "l1-gradient Lipschitz bound of f (default: interval evaluation)"),
+    Param("lam", "choice", "", "boost lambda (default beta*rho^2 + ln(8R/eps))", "beta*rho^2+ln(8R/eps)"),
+    Param("eps", "choice", "", "target accuracy for the recipe (default 1/100 for lam only)", "none"),
+    Param("L", "choice", "", "l1-gradient Lipschitz bound of f (default: interval evaluation)",
+          "interval evaluation"),
     Param("values", "choice", "center", "cell values: center (L-inf) or average (L_p)"),
     Param("centres", "choice", "nodes", "grid centres: nodes (ends included) or cells (cube centres)"),
     Param("float64", "int", "0", "1: the float64 network (dyadic grid centres, beta folded into W_Q, every "
@@ -576,9 +584,9 @@ register(Spec(
     name="max-affine", summary="one head ~ f on a box of R^D (D <= 3) via a max-affine partition",
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0)*cos(3*x1)", "target in x0..x{D-1}"),
-            Param("D", "int", "0", "input dimension (0: from f)")) + _COMMON[:3]
+            Param("D", "int", "0", "input dimension (0: from f)", "from f")) + _COMMON[:3]
     + (Param("G", "int", "20", "grid cells per dimension (0: the a-priori recipe from eps)"),) + _COMMON[4:]
-    + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}"),),
+    + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}", "none"),),
     builder=build_max_affine,
 ))
 
@@ -586,9 +594,9 @@ register(Spec(
     name="cross-attention", summary="[MAP] with queries from x, keys/values from a fixed anchor context",
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0)*cos(3*x1)", "target in x0..x{D-1}"),
-            Param("D", "int", "0", "input dimension (0: from f)")) + _COMMON[:3]
+            Param("D", "int", "0", "input dimension (0: from f)", "from f")) + _COMMON[:3]
     + (Param("G", "int", "20", "grid cells per dimension"),) + _COMMON[4:]
-    + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}"),),
+    + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}", "none"),),
     builder=build_cross,
 ))
 

@@ -59,3 +59,18 @@ def test_console_script_demo_runs():
     r = subprocess.run([sys.executable, "-m", "certificates.cli", "demo"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "certified" in r.stdout and "Arb checker" in r.stdout
+
+
+def test_list_shows_no_placeholders(capsys):
+    """Every parameter in `list` shows a value or says how its default is derived (never `lo=`)."""
+    assert main(["list"]) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.strip().startswith("params:")]
+    assert len(lines) >= 8
+    for line in lines:
+        shown = [kv.split("=", 1) for kv in line.split("params:", 1)[1].split(", ")]
+        assert all(len(kv) == 2 and kv[1].strip() for kv in shown), line
+        assert "D=0" not in line and "partition=," not in line
+    assert main(["list", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    ma = next(r for r in rows if r["name"] == "max-affine")
+    assert ma["params"]["lo"] == {"default": "", "shown": "-B", "help": ma["params"]["lo"]["help"]}

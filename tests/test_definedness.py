@@ -177,11 +177,31 @@ def test_nan_stays_nan_through_a_guard():
     assert lo[0] == -2.0 and hi[0] >= -1 / 3 and Fraction(hi[0]) >= Fraction(-1, 3)
 
 
-@pytest.mark.xfail(strict=True, reason="the checker (certificates/check/arbexpr.py) does not clamp yet: an Arb "
-                                       "end of -1/3 dips below -1/3, so sqrt(3*x0 + 1) is NaN at that end")
 def test_the_checker_accepts_a_sqrt_at_a_non_dyadic_domain_end():
     c = constructions.build("ramp", p=9, kappa="27/10", lo="-1/3", hi="2")
     c = _with_target(c, "range(-1, 1, x0) + sqrt(3*x0 + 1)/1000")
     r = certify(c, "0.03", progress=False)
     assert r.status == "CERTIFIED"
     assert check_doc(json.loads(json.dumps(certificate_doc(c, r)))).ok
+
+
+def test_the_checker_guard_cuts_only_what_the_domain_excludes():
+    from flint import arb, fmpq
+    from certificates.check.arbexpr import arb_compile
+    from constructions.expr import parse, to_json
+
+    def bounds(text, domain, box):
+        f = arb_compile(to_json(parse(text))).on_domain(domain)
+        return f.bounds({"x0": (fmpq(*box[0]), fmpq(*box[1]))})
+
+    lo, hi = bounds("sqrt(3*x0 + 1)", [(Fraction(-1, 3), Fraction(2))], ((-1, 3), (-1, 3)))
+    assert lo.is_finite() and lo >= 0 and hi >= 0 and hi < arb("1e-7")   # sqrt of ~2^-50
+    lo, hi = bounds("sqrt(3*x0 + 1)", [(Fraction(-1, 3), Fraction(2))], ((-1, 3), (1, 3)))
+    assert lo <= 0 and hi >= arb(2).sqrt().lower()          # sqrt(2) at x0 = 1/3 is inside
+    # undefined on the domain: the guard never makes a number of it
+    lo, _ = bounds("sqrt(x0)", [(Fraction(-1), Fraction(1))], ((-1, 1), (0, 1)))
+    assert not lo.is_finite()
+    lo, _ = bounds("log(3*x0 - 1)", [(Fraction(1, 3), Fraction(1))], ((1, 3), (1, 2)))
+    assert not lo.is_finite()                                 # log(0) at x0 = 1/3
+    lo, hi = bounds("log(3*x0 - 1/2)", [(Fraction(1, 3), Fraction(1))], ((1, 3), (1, 2)))
+    assert lo.is_finite() and lo <= arb(fmpq(1, 2)).log() and hi >= arb(fmpq(1, 2)).log()

@@ -202,7 +202,77 @@ def _itrig(x, shift: int):
     return (_pt_max(out_lo, arb(-1)), _pt_min(out_hi, arb(1)))
 
 
-def _ieval(t, env, cache):
+def _affine(t):
+    """(constant, {variable: coefficient}) in fmpq when t is affine in its variables, else None."""
+    tag = t[0]
+    if tag == "num":
+        return t[1], {}
+    if tag == "var":
+        return fmpq(0), {t[1]: fmpq(1)}
+    if tag in ("add", "sub", "neg"):
+        parts = [_affine(c) for c in t[1:]]
+        if any(p is None for p in parts):
+            return None
+        signs = [1] * len(parts) if tag == "add" else ([-1] if tag == "neg" else [1, -1])
+        const, coef = fmpq(0), {}
+        for s, (c0, cs) in zip(signs, parts):
+            const += s * c0
+            for v, c in cs.items():
+                coef[v] = coef.get(v, fmpq(0)) + s * c
+        return const, coef
+    if tag == "mul":
+        parts = [_affine(c) for c in t[1:]]
+        if any(p is None for p in parts) or sum(1 for _, cs in parts if cs) > 1:
+            return None
+        const, coef = fmpq(1), {}
+        for c0, cs in parts:
+            if cs:
+                coef = {v: c * const for v, c in cs.items()}
+                const = const * c0
+            else:
+                const, coef = const * c0, {v: c * c0 for v, c in coef.items()}
+        return const, coef
+    if tag == "div":
+        num, den = _affine(t[1]), _affine(t[2])
+        if num is None or den is None or den[1] or den[0] == 0:
+            return None
+        return num[0] / den[0], {v: c / den[0] for v, c in num[1].items()}
+    return None
+
+
+def domain_guards(tree, domain: dict) -> dict:
+    """Exact lower ends, over ``domain`` ({name: (lo, hi)} in fmpq), of every affine argument of
+    sqrt and log.  Evaluated on boxes inside the domain, an argument's enclosure may then be cut
+    at that end: at a non-dyadic domain end (x0 >= -1/3 in sqrt(3*x0 + 1)) its Arb enclosure
+    otherwise dips below 0 and the bound would be NaN."""
+    guards, stack = {}, [tree]
+    while stack:
+        t = stack.pop()
+        if t[0] in ("sqrt", "log"):
+            form = _affine(t[1])
+            if form is not None and all(v in domain for v in form[1]):
+                low = form[0] + sum((c * domain[v][0] if c > 0 else c * domain[v][1])
+                                    for v, c in form[1].items())
+                guards[id(t)] = low
+        if t[0] == "pow":
+            stack.append(t[1])
+        elif t[0] not in ("num", "var", "pi"):
+            stack.extend(t[1:])
+    return guards
+
+
+def _guarded(t, x, guards):
+    """x, the enclosure of t's argument, cut below at the argument's exact minimum on the domain."""
+    low = guards.get(id(t)) if guards else None
+    if low is None:
+        return x
+    end = arb(low).lower()
+    if t[0] == "sqrt" and low >= 0 and not end >= 0:
+        end = arb(0)
+    return (_pt_max(x[0], end), x[1]) if x[1] >= end else _nan()
+
+
+def _ieval(t, env, cache, guards=None):
     tag = t[0]
     if tag == "num":
         x = arb(t[1])
@@ -218,11 +288,11 @@ def _ieval(t, env, cache):
         x = arb.pi()
         return (_lo(x), _hi(x))
     if tag == "pow":
-        x = _ieval(t[1], env, cache)
+        x = _ieval(t[1], env, cache, guards)
         return _ipow(x, t[2]) if _ok(x) else _nan()
     a = []
     for c in t[1:]:
-        a.append(_ieval(c, env, cache))
+        a.append(_ieval(c, env, cache, guards))
     # A non-finite argument means "undefined or unbounded": the result must not become
     # a number again (e.g. 0 * NaN, or min(NaN, 1)).
     for x in a:
@@ -268,6 +338,10 @@ def _ieval(t, env, cache):
         return (lo if lo > 0 else arb(0), hi)
     if tag == "tanh":
         return _imono(arb.tanh, a[0])
+    if tag in ("sqrt", "log"):
+        a[0] = _guarded(t, a[0], guards)
+        if not _ok(a[0]):
+            return a[0]
     if tag == "sqrt":
         if a[0][0] < 0:    # undefined below 0
             return _nan()
@@ -284,17 +358,32 @@ def _ieval(t, env, cache):
     raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
 
 
+def _exact(x) -> fmpq:
+    """An exact rational (int, fmpq, or anything with numerator/denominator) as fmpq."""
+    if isinstance(x, (int, fmpq)):
+        return fmpq(x)
+    return fmpq(int(x.numerator), int(x.denominator))
+
+
 class CompiledExpr:
     """A validated expression.  ``bounds(env)``: the exact ends (lo, hi), as point arbs, of an
     enclosure of its range (NaN ends when undefined or unbounded); ``expr(env)``: the same as
-    one Arb ball.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq)."""
-    __slots__ = ("tree",)
+    one Arb ball.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq).
+    ``on_domain(domain)`` gives the same expression for boxes inside ``domain`` only, with the
+    exact lower ends of its sqrt/log arguments there (``domain_guards``)."""
+    __slots__ = ("tree", "guards")
 
-    def __init__(self, tree):
+    def __init__(self, tree, guards=None):
         self.tree = tree
+        self.guards = guards
+
+    def on_domain(self, domain):
+        """This expression for boxes inside ``domain``: a list of (lo, hi) per input x0, x1, ..."""
+        names = {f"x{i}": (_exact(lo), _exact(hi)) for i, (lo, hi) in enumerate(domain)}
+        return CompiledExpr(self.tree, domain_guards(self.tree, names))
 
     def bounds(self, env):
-        return _ieval(self.tree, env, {})
+        return _ieval(self.tree, env, {}, self.guards)
 
     def __call__(self, env):
         lo, hi = self.bounds(env)

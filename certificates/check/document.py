@@ -442,7 +442,7 @@ def check_paving_chunk(doc, start, stop):
         ev = doc["evidence"]
         heads_all = affine_heads(doc["construction"]["network"], D)
         prep = prepare_heads(heads_all)
-        targets = [arb_compile(t) for t in doc["target"]]
+        targets = [arb_compile(t).on_domain(domain) for t in doc["target"]]
         n_hints = sum(len(p) for p in heads_all)
 
         def bound(box, hints):
@@ -530,14 +530,14 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
     if len(doc["target"]) != len(heads_all):
         raise Invalid("one target expression per network output is required")
     try:
-        targets = [arb_compile(t) for t in doc["target"]]
+        targets = [arb_compile(t).on_domain(domain) for t in doc["target"]]
         stray = sorted(set().union(*(arb_variables(t) for t in doc["target"])) - set(doc["inputs"]))
     except ArbExprError as e:
         raise Invalid(f"target: {e}") from None
     if stray:
         raise Invalid(f"the target uses {stray[0]}, which is not an input of the network")
     if layered:
-        layered_bound = layered_box_bound(model, doc["target"])
+        layered_bound = layered_box_bound(model, doc["target"], domain)
 
         def point_bound(box, w):
             return layered_bound(box, None)

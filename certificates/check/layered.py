@@ -351,8 +351,8 @@ def _num(s):
     return int(p), int(q) if q else 1
 
 
-def layered_box_bound(model, target_json):
-    """A box-bound function ``bound(box, hints)`` for layered networks.
+def layered_box_bound(model, target_json, domain=None):
+    """A box-bound function ``bound(box, hints)`` for layered networks (boxes inside ``domain``).
 
     N - f = (lin_N - lin_f).x + N' - f': the exact linear part shared by network and
     target cancels instead of entering the bound twice.
@@ -363,6 +363,8 @@ def layered_box_bound(model, target_json):
         try:
             coef, rest = split_linear_json(t)
             rest_f = None if rest is None else arb_compile(rest)
+            if rest_f is not None and domain is not None:
+                rest_f = rest_f.on_domain(domain)
         except ArbExprError as e:
             raise Invalid(f"target: {e}") from None
         if any(v not in {f"x{i}" for i in range(D)} for v in coef):
