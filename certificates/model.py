@@ -85,6 +85,16 @@ def _header(construction, eps) -> dict:
     }
 
 
+def _paving_evidence(result) -> dict:
+    """A paving's evidence, or one paving per group of outputs (``result.groups``)."""
+    def one(r):
+        return {"tree": r.tree, "bounds": [q(l.bound) for l in r.leaves],
+                "hints": [list(l.hints) for l in r.leaves], **getattr(r, "evidence", {})}
+    if getattr(result, "groups", None):
+        return {"method": "outputs", "groups": [{"outputs": list(outs), **one(r)} for outs, r in result.groups]}
+    return {"method": "paving", **one(result)}
+
+
 def certificate_doc(construction, result) -> dict:
     """The certificate of a CERTIFIED result (the evidence is its paving)."""
     if result.status != "CERTIFIED":
@@ -96,13 +106,7 @@ def certificate_doc(construction, result) -> dict:
             "observed_error": q(result.observed),
             "witness": [q(v) for v in result.witness],
         },
-        "evidence": {
-            "method": "paving",
-            "tree": result.tree,
-            "bounds": [q(l.bound) for l in result.leaves],
-            "hints": [list(l.hints) for l in result.leaves],
-            **getattr(result, "evidence", {}),
-        },
+        "evidence": _paving_evidence(result),
         "stats": {"boxes_evaluated": result.boxes_evaluated,
                   "seconds": f"{result.seconds:.3f}"},
         "versions": versions(),

@@ -43,6 +43,9 @@ def paving(doc) -> Boxes:
     if ev["method"] == "paving":
         parts = [(domain, ev["tree"], ev["bounds"])]
         leaves, bounds = [], []
+    elif ev["method"] == "outputs":   # one paving of the whole domain per group of outputs
+        parts = [(domain, g["tree"], g["bounds"]) for g in ev["groups"]]
+        leaves, bounds = [], []
     else:   # analytic pieces are one box each; paving pieces carry their own tree
         parts = [([(_exact(a), _exact(b)) for a, b in p["cell"]], p["tree"], p["bounds"])
                  for p in ev["pieces"] if p["method"] != "analytic"]
@@ -160,12 +163,18 @@ def _plot_2d(doc, out, dpi) -> None:
     from matplotlib.patches import Rectangle
     B = paving(doc)
     fig, ax = plt.subplots(figsize=(6.4, 5.2), dpi=dpi)
-    rects = [Rectangle((l[0], l[1]), h[0] - l[0], h[1] - l[1]) for l, h in zip(B.lo, B.hi)]
-    pc = PatchCollection(rects, cmap="viridis", edgecolor="white", linewidth=0.4 if len(rects) < 400 else 0.15)
-    pc.set_array(B.bounds)
-    pc.set_clim(0, B.eps)
-    ax.add_collection(pc)
     (x0, x1), (y0, y1) = B.domain
+    if doc["evidence"]["method"] == "outputs":   # overlapping pavings: the largest bound at each pixel
+        field = _bound_raster(B, 400)
+        pc = ax.imshow(field.T, origin="lower", extent=(x0, x1, y0, y1), cmap="viridis", vmin=0, vmax=B.eps,
+                       interpolation="nearest", aspect="auto")
+    else:
+        rects = [Rectangle((l[0], l[1]), h[0] - l[0], h[1] - l[1]) for l, h in zip(B.lo, B.hi)]
+        pc = PatchCollection(rects, cmap="viridis", edgecolor="white",
+                             linewidth=0.4 if len(rects) < 400 else 0.15)
+        pc.set_array(B.bounds)
+        pc.set_clim(0, B.eps)
+        ax.add_collection(pc)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal" if 0.2 < (y1 - y0) / (x1 - x0) < 5 else "auto")
@@ -179,6 +188,20 @@ def _plot_2d(doc, out, dpi) -> None:
     fig.tight_layout()
     save_figure(fig, out)
     plt.close(fig)
+
+
+def _bound_raster(B, n: int) -> np.ndarray:
+    """(n, n) pixels of a 2-D domain: the largest stored bound of the boxes that meet each pixel
+    centre (boxes of several pavings may overlap)."""
+    (x0, x1), (y0, y1) = B.domain
+    xs = x0 + (np.arange(n) + 0.5) * (x1 - x0) / n
+    ys = y0 + (np.arange(n) + 0.5) * (y1 - y0) / n
+    field = np.zeros((n, n))
+    for lo, hi, b in zip(B.lo, B.hi, B.bounds):
+        i = slice(np.searchsorted(xs, lo[0]), np.searchsorted(xs, hi[0], side="right"))
+        j = slice(np.searchsorted(ys, lo[1]), np.searchsorted(ys, hi[1], side="right"))
+        field[i, j] = np.maximum(field[i, j], b)
+    return field
 
 
 def _plot_nd(doc, out, dpi) -> None:

@@ -34,7 +34,7 @@ LIBRARY = (
     ("ramp-p41-kappa27_10.json", "ramp", {**RAMP, "p": "41", "kappa": "27/10", **F64}, "7/2000",
      "sharp regime: eps = 1.11 x the sup error 0.003151, 90x below the a-priori bound 0.313"),
     ("ramp-seq-n2-p9.json", "ramp-seq", {"n": "2", "p": "9", **F64}, "1/10",
-     "two tokens, each its own Range_[-1,1](w_i x_i + t_i); every output certified at once"),
+     "two tokens, each its own Range_[-1,1](w_i x_i + t_i); one paving per output, since the outputs share no input"),
     ("ramp-multihead-H4-n9.json", "ramp-multihead", {"H": "4", "n": "9", **F64}, "1/50",
      "four heads with position bias, 36 anchors in all; a REFUTED witness exists at eps 0.0165"),
     ("relu-net-sin3x-v1.json", "relu-net", {"f": "sin(3*x0)", "lo": "-1", "hi": "2", "variant": "1", **F64}, "1/20",

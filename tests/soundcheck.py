@@ -9,6 +9,7 @@ import numpy as np
 
 from constructions.expr import mp_eval
 from verify.forward import float_weights, forward_float, forward_mp
+from verify.search.outputs import restrict
 from verify.search.paving import Domain
 from verify.enclose.target import float_eval
 
@@ -25,8 +26,18 @@ def float_errors(c, X):
     return np.max(np.stack([np.abs(y[:, o] - float_eval(t, vals, np)) for o, t in enumerate(c.target)]), axis=0)
 
 
+def pavings(c, res):
+    """(construction, result) per paving: one, or one per group of outputs (each bounds its own outputs)."""
+    return [(restrict(c, outs), r) for outs, r in res.groups] if res.groups else [(c, res)]
+
+
 def check_float(c, res, per_dim=9, slack=1e-12):
     """Every leaf sampled on a per_dim^D grid (corners included) in float64: sample <= bound + slack."""
+    found = [_check_float(cc, rr, per_dim, slack) for cc, rr in pavings(c, res)]
+    return max(e for e, _ in found), max(b for _, b in found)
+
+
+def _check_float(c, res, per_dim, slack):
     boxes = leaf_boxes(c, res)
     t = np.linspace(0, 1, per_dim)
     D = len(c.domain)
@@ -42,6 +53,11 @@ def check_float(c, res, per_dim=9, slack=1e-12):
 
 def check_mp(c, res, top=6, per_dim=5, dps=40):
     """The boxes with the largest bounds, sampled at ``dps`` digits: error <= bound."""
+    for cc, rr in pavings(c, res):
+        _check_mp(cc, rr, top, per_dim, dps)
+
+
+def _check_mp(c, res, top, per_dim, dps):
     boxes = sorted(leaf_boxes(c, res), key=lambda bb: -bb[1])[:top]
     D = len(c.domain)
     with mpmath.workdps(dps):

@@ -358,6 +358,10 @@ def estimate_work(doc, D: int) -> int:
         work += n * per_box + len(ev["tree"]) // 10
         for term in doc["result"].get("chain", []):
             work += n * (n_out + (targets + _count_nodes(term["g"])) // 4)
+    elif ev["method"] == "outputs":
+        for g in ev["groups"]:
+            share = max(1, per_box * len(g["outputs"]) // max(1, n_out))
+            work += len(g["bounds"]) * share + len(g["tree"]) // 10
     else:
         for piece in ev["pieces"]:
             if piece["method"] == "paving":
@@ -544,6 +548,10 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
     else:
         def point_bound(box, w):
             return box_bound(box, heads_all, targets, _point_hints(heads_all, w), prep)
+    if ev["method"] == "outputs":
+        if lp is not None or layered:
+            raise Invalid("output groups are checked for Linf certificates of one-layer networks only")
+        return _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work)
     if ev["method"] != "paving":  # "analytic" / "mixed": pieces with z3 gap lemmas
         if lp is not None:
             raise Invalid("an L_p norm is certified with paving evidence only")
@@ -602,6 +610,57 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
                        observed_error=doc["result"]["observed_error"], details=details,
                        norm="Linf" if lp is None else "Lp", p="" if lp is None else doc["norm"]["p"],
                        norm_bound=norm_bound, checked_norm_bound=checked_norm, witness_error=float_up(at),
+                       unverified=NOT_VERIFIED)
+
+
+def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work):
+    """check_doc's branch for evidence.method "outputs": each group's tree tiles the whole domain
+    and bounds the group's outputs only; the groups name every output exactly once, so the
+    largest group bound bounds max over outputs of |N_o - f_o| everywhere."""
+    groups = doc["evidence"]["groups"]
+    if "chain" in doc["result"] or "norm_bound" in doc["result"]:
+        raise Invalid("output groups carry no chain terms and no separate norm_bound")
+    named = sorted(o for g in groups for o in g["outputs"])
+    if named != list(range(len(heads_all))):
+        raise Invalid("output groups must name every output of the network exactly once")
+    max_bound = rat(doc["result"]["max_bound"], "max_bound")
+    if not max_bound < eps:
+        raise Invalid("the largest proved bound is not below eps")
+    D = len(domain)
+    stored_max, checked_max, n_boxes = fmpq(0), arb(0), 0
+    old = ctx.prec
+    ctx.prec = PREC
+    try:
+        for n, g in enumerate(groups):
+            heads = [heads_all[o] for o in g["outputs"]]
+            tg = [targets[o] for o in g["outputs"]]
+            prep = prepare_heads(heads)
+            boxes = leaves(g["tree"], domain, D)
+            if len(g["bounds"]) != len(boxes) or len(g["hints"]) != len(boxes):
+                raise Invalid(f"group {n}: evidence lists {len(g['bounds'])} bounds for {len(boxes)} boxes")
+
+            def bound(box, hints, heads=heads, tg=tg, prep=prep):
+                return box_bound(box, heads, tg, hints, prep)
+            try:
+                s_max, c_max, _ = check_boxes(boxes, g["bounds"], g["hints"], bound, eps,
+                                              n_hints=sum(len(p) for p in heads))
+            except Invalid as e:
+                raise Invalid(f"group {n} (outputs {g['outputs'][:8]}): {e}") from None
+            stored_max = max(stored_max, s_max)
+            checked_max = arb.max(checked_max, c_max).upper()
+            n_boxes += len(boxes)
+        if stored_max != max_bound:
+            raise Invalid("max_bound is not the largest box bound")
+        at = _check_observed(doc, domain, point_bound, max_bound)
+    finally:
+        ctx.prec = old
+    return CheckReport(path=path, ok=True, message="certificate holds", name=doc["construction"]["name"],
+                       eps=doc["eps"], max_bound=doc["result"]["max_bound"],
+                       checked_max_bound=float_up(checked_max), boxes=n_boxes,
+                       observed_error=doc["result"]["observed_error"],
+                       details={"method": "outputs", "groups": len(groups), "estimated_work": work},
+                       norm="Linf", p="", norm_bound=doc["result"]["max_bound"],
+                       checked_norm_bound=float_up(checked_max), witness_error=float_up(at),
                        unverified=NOT_VERIFIED)
 
 

@@ -85,11 +85,12 @@ def _checkpoint_path(args):
 def _certify_scaled(args, c, eps, certify, time_limit):
     """certify() on the chosen device, executor and checkpoint (``--device/--workers/--scheduler/--resume``)."""
     from verify.search.executors import open_executor
+    from verify.search.outputs import checkpoint_files
     xp = backend("cupy") if args.device == "gpu" else None
     ckpt = _checkpoint_path(args) or ((args.output + ".partial") if args.output else None)
     if args.resume and ckpt is None:
         raise UserError("--resume needs --checkpoint FILE or -o FILE (checkpoint FILE.partial)")
-    if args.resume and not os.path.exists(ckpt):
+    if args.resume and not checkpoint_files(ckpt):
         raise UserError(f"--resume: no checkpoint {ckpt}")
     from verify.search.certify import CertifyInterrupted
     from verify.search.checkpoint import CheckpointError
@@ -109,9 +110,10 @@ def _certify_scaled(args, c, eps, certify, time_limit):
 
 def _drop(path) -> None:
     """Remove the checkpoint once the job's answer is final (and its certificate safely written)."""
-    if path:
+    from verify.search.outputs import checkpoint_files
+    for f in checkpoint_files(path):   # the joint checkpoint and those of output groups
         try:
-            os.unlink(path)
+            os.unlink(f)
         except FileNotFoundError:
             pass
 

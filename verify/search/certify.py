@@ -8,6 +8,7 @@ the proved lower bound of the error exceeds eps, the result is REFUTED.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
@@ -24,6 +25,7 @@ from ..enclose.target import interval_eval
 from . import checkpoint as ckpt
 from .batches import Job, backend_name
 from .executors import run_units
+from .outputs import group_checkpoint, output_groups, restrict, separable
 from .paving import (MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
                      split_candidates, tree_string)
 from .progress import progress_bar
@@ -63,6 +65,7 @@ class CertifyResult:
     reason: str = ""
     terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
     evidence: dict = field(default_factory=dict)  # bounder-specific evidence (e.g. the grid claim)
+    groups: list = field(default_factory=list)  # one paving per group of outputs: (outputs, result)
 
     @property
     def holds(self) -> bool:
@@ -94,7 +97,8 @@ class CertifyInterrupted(KeyboardInterrupt):
 def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float | None = None,
             xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
             checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0,
-            drop_checkpoint: bool = True, min_units: int = 1, split: str = "gain") -> CertifyResult:
+            drop_checkpoint: bool = True, min_units: int = 1, split: str = "gain",
+            outputs: str = "auto") -> CertifyResult:
     """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
 
     Each generation's boxes are cut into batches (work units) run on ``executor`` (any
@@ -114,9 +118,15 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     child bound is smallest (both children along every dimension are bounded, in one batched
     pass; the chosen children's bounds are kept for the next generation); ``"widest"``
     bisects the widest side.  Either way every leaf's bound is proved; only the tree differs.
+
+    ``outputs="auto"`` (default) certifies groups of outputs that share no input one after the
+    other, each with its own paving of the whole domain (``outputs.output_groups``; group n's
+    checkpoint is ``outputs.group_checkpoint(checkpoint, n)``); ``"joint"`` keeps one paving.
     """
     if split not in ("gain", "widest"):
         raise ValueError(f"unknown split rule {split!r} (gain or widest)")
+    if outputs not in ("auto", "joint"):
+        raise ValueError(f"unknown outputs rule {outputs!r} (auto or joint)")
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
@@ -127,6 +137,13 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     _, domain, bounder, _ = job.prepared()
     if progress is None:
         progress = sys.stderr.isatty()
+    if outputs == "auto" and separable(construction) and getattr(bounder, "depends", None) is not None:
+        groups = output_groups(bounder.depends)
+        if len(groups) > 1:
+            return _certify_groups(construction, eps, groups, t0, dict(
+                max_boxes=max_boxes, time_limit=time_limit, xp=xp, batch=batch, progress=progress,
+                executor=executor, checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
+                drop_checkpoint=drop_checkpoint, min_units=min_units, split=split))
     D = domain.D
     key = ckpt.job_key(construction, eps) if checkpoint is not None else None
     if resume:
@@ -260,7 +277,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                              boxes_evaluated=evaluated, seconds=seconds, reason=reason, split_boxes=split_boxes)
     if drop_checkpoint:
         _drop(checkpoint)
-    corner_err, corner = observed_at_corners(construction, job.prepared()[3], domain.exact, leaves, xp)
+    used = None if depends is None else np.flatnonzero(np.asarray(depends).any(axis=0))
+    corner_err, corner = observed_at_corners(construction, job.prepared()[3], domain.exact, leaves, xp, dims=used)
     if corner_err > obs_best:
         obs_best, witness = corner_err, tuple(Fraction(v) for v in corner)
     leaves.sort(key=lambda l: l.path)
@@ -273,6 +291,42 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
                          boxes_evaluated=evaluated, seconds=seconds, terms=terms,
                          evidence=dict(getattr(bounder, "evidence", {})), split_boxes=split_boxes)
+
+
+def _certify_groups(construction, eps, groups, t0, kw) -> CertifyResult:
+    """certify() of each group of outputs in turn, sharing the box budget and the time limit;
+    the first group that is not CERTIFIED decides the answer."""
+    max_boxes, time_limit = kw.pop("max_boxes"), kw.pop("time_limit")
+    checkpoint, resume = kw.pop("checkpoint"), kw.pop("resume")
+    if resume and checkpoint is None:
+        raise ValueError("resume needs a checkpoint file")
+    parts, used = [], 0
+    for n, outs in enumerate(groups):
+        ck = group_checkpoint(checkpoint, n)
+        left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - t0))
+        try:
+            r = certify(restrict(construction, outs), eps, max_boxes=max(1, max_boxes - used), time_limit=left,
+                        checkpoint=ck, resume=resume and ck is not None and os.path.exists(ck),
+                        outputs="joint", **kw)
+        except CertifyInterrupted:
+            raise CertifyInterrupted(checkpoint) from None
+        used += r.boxes_evaluated
+        parts.append((outs, r))
+        if r.status != CERTIFIED:
+            break
+    seconds = time.perf_counter() - t0
+    best = max((r for _, r in parts), key=lambda r: r.observed)
+    last_outs, last = parts[-1]
+    if last.status == REFUTED:
+        return dataclasses.replace(last, boxes_evaluated=used, seconds=seconds)
+    worst = max(r.max_bound for _, r in parts)
+    if last.status != CERTIFIED:
+        return CertifyResult(last.status, eps, worst, best.observed, best.witness, None, boxes_evaluated=used,
+                             seconds=seconds, reason=f"outputs {last_outs}: {last.reason}",
+                             split_boxes=sum(r.split_boxes for _, r in parts))
+    return CertifyResult(CERTIFIED, eps, worst, best.observed, best.witness, None,
+                         leaves=[l for _, r in parts for l in r.leaves], boxes_evaluated=used, seconds=seconds,
+                         split_boxes=sum(r.split_boxes for _, r in parts), groups=parts)
 
 
 def _split_by_gain(cand_job, I, K, parent, n_hints, domain, depends, accept, batch, min_units, executor):

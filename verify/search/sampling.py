@@ -97,17 +97,20 @@ def _inside_floats(a: Fraction, b: Fraction):
     return lo, hi
 
 
-def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points: int = 1 << 21):
+def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points: int = 1 << 21, dims=None):
     """Largest float error |N - f| at the corners of the leaves (the domain's corners among them).
 
     The search samples box centres; an error peak on the domain's boundary (a kink, an end)
     sits at a corner.  Over ``max_points`` corners, the leaves with the largest bounds go
-    first.  Returns (error, point) with the point inside the exact domain, or (-1, None).
+    first.  With ``dims`` (the inputs the error depends on at all) the corners vary in those
+    inputs only, the others staying at the leaf's lower end.  Returns (error, point) with the
+    point inside the exact domain, or (-1, None).
     """
     if not leaves:
         return -1.0, None
     D = len(domain)
-    n = max(1, min(len(leaves), max_points >> D))
+    dims = list(range(D)) if dims is None else [int(d) for d in dims]
+    n = max(1, min(len(leaves), max_points >> len(dims)))
     chosen = sorted(leaves, key=lambda l: -l.bound)[:n]
     I = np.array([l.i for l in chosen], dtype=np.float64)
     K = np.array([l.k for l in chosen], dtype=np.int64)
@@ -118,7 +121,9 @@ def observed_at_corners(construction, weights, domain, leaves, xp=np, max_points
         width = float(Fraction(b) - Fraction(a))
         t0, t1 = np.ldexp(I[:, d], -K[:, d]), np.ldexp(I[:, d] + 1, -K[:, d])
         cols.append((np.clip(float(a) + width * t0, lo, hi), np.clip(float(a) + width * t1, lo, hi)))
-    pts = np.concatenate([np.stack([cols[d][(c >> d) & 1] for d in range(D)], axis=1) for c in range(1 << D)])
+    bit = {d: j for j, d in enumerate(dims)}
+    pts = np.concatenate([np.stack([cols[d][(c >> bit[d]) & 1 if d in bit else 0] for d in range(D)], axis=1)
+                          for c in range(1 << len(dims))])
     pts = np.unique(pts, axis=0)
     err = errors_at(construction, pts, xp, weights)
     j = int(xp.argmax(err))
