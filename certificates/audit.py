@@ -147,8 +147,9 @@ def _rebuild(constructions, name, params):
     return to_float64(built) if f64 else built
 
 
-def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
-    """Rebuild the construction from the certificate's parameters, compare, then re-check it."""
+def audit_doc(doc, path: str = "<certificate>", progress: bool = False) -> AuditEntry:
+    """Rebuild the construction from the certificate's parameters, compare, then re-check it
+    (``progress``: a bar of the boxes checked, on stderr)."""
     import constructions
     from constructions.exact import ParameterError
     from .model import construction_doc, q
@@ -157,8 +158,8 @@ def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
         return AuditEntry(path, INVALID, reason="no construction name and parameters to rebuild from")
     name, stored = str(cons.get("name", "")), str(cons.get("weights_sha256", ""))
     if name == "imported":
-        return _audit_imported(doc, cons, path, stored)
-    res = check(doc)
+        return _audit_imported(doc, cons, path, stored, progress)
+    res = check(doc, progress=progress)
     try:
         built = _rebuild(constructions, name, cons["params"])
     except (ParameterError, ValueError, TypeError, ArithmeticError) as e:
@@ -182,7 +183,7 @@ def audit_doc(doc, path: str = "<certificate>") -> AuditEntry:
     return AuditEntry(path, OK, name, "", stored, now, res)
 
 
-def _audit_imported(doc, cons, path, stored) -> AuditEntry:
+def _audit_imported(doc, cons, path, stored, progress=False) -> AuditEntry:
     """An imported network has no construction parameters to rebuild from: the stored weights must
     hash to the imported model's weights hash (a parameter), and the target and domain must be
     the ones its parameters give; then the certificate is re-checked."""
@@ -192,7 +193,7 @@ def _audit_imported(doc, cons, path, stored) -> AuditEntry:
     params = cons["params"]
     model = str(params.get("model", ""))
     label = f"imported:{model}" if model else "imported"
-    res = check(doc)
+    res = check(doc, progress=progress)
     net_json = cons.get("network", {})
     problems = verify_params(params, net_json, doc.get("target"), doc.get("domain"))
     now = sha256_canonical(net_json) if isinstance(net_json, dict) else ""
@@ -215,14 +216,15 @@ def _audit_imported(doc, cons, path, stored) -> AuditEntry:
                                        "their parameters", stored, now, res)
 
 
-def audit_path(path) -> AuditEntry:
+def audit_path(path, progress: bool = False) -> AuditEntry:
     try:
         doc = load(path)
     except CertificateError as e:
         return AuditEntry(os.fspath(path), ERROR, reason=str(e))
-    return audit_doc(doc, os.fspath(path))
+    return audit_doc(doc, os.fspath(path), progress)
 
 
-def audit_dir(root) -> list:
-    """Audit every certificate under ``root`` (a folder, searched recursively, or one file)."""
-    return [audit_path(p) for p in find_certificates(root)]
+def audit_dir(root, progress: bool = False) -> list:
+    """Audit every certificate under ``root`` (a folder, searched recursively, or one file);
+    ``progress`` shows a bar of each certificate's boxes on stderr."""
+    return [audit_path(p, progress) for p in find_certificates(root)]

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import sys
 from importlib import resources
 
 from flint import arb, ctx, fmpq
@@ -488,14 +490,31 @@ def _check_boxes_parallel(doc, n_boxes, workers):
 
 
 def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEFAULT_MAX_P,
-              cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS, workers=None) -> CheckReport:
+              cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS, workers=None, progress=False) -> CheckReport:
     """Check a parsed certificate; raises Invalid with the first reason it fails.
 
     ``max_work`` bounds the estimated work (LimitExceeded past it, CLI ``--max-work``), ``max_p``
     the L_p exponent (``--max-p``); None lifts a limit.  ``cross_check`` and ``timeout_ms`` go to
     the SMT lemmas.  ``workers`` > 1 checks a one-layer paving's boxes in that many processes
-    (contiguous chunks, merged in order; the report is the serial one).
+    (contiguous chunks, merged in order; the report is the serial one).  ``progress`` shows a
+    bar of the boxes (and pieces) checked on stderr.
     """
+    from tqdm import tqdm
+    label = os.path.basename(str(path))
+    bar = tqdm(total=None, desc=f"check {label[:30]}", unit=" boxes", disable=not progress, leave=False,
+               file=sys.stderr, mininterval=0.5)
+    try:
+        return _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar)
+    finally:
+        bar.close()
+
+
+def _expect(bar, n: int) -> None:
+    bar.total = n
+    bar.refresh()
+
+
+def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar) -> CheckReport:
     _validate_schema(doc)
     try:   # nothing else walks the document recursively (expressions are validated iteratively)
         digest = sha({k: v for k, v in doc.items() if k != "sha256"})
@@ -551,12 +570,12 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
     if ev["method"] == "outputs":
         if lp is not None or layered:
             raise Invalid("output groups are checked for Linf certificates of one-layer networks only")
-        return _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work)
+        return _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work, bar)
     if ev["method"] != "paving":  # "analytic" / "mixed": pieces with z3 gap lemmas
         if lp is not None:
             raise Invalid("an L_p norm is certified with paving evidence only")
         return _check_piecewise_doc(doc, path, domain, heads_all, targets, eps, point_bound, work=max_work,
-                                    cross_check=cross_check, timeout_ms=timeout_ms)
+                                    cross_check=cross_check, timeout_ms=timeout_ms, bar=bar)
     boxes = leaves(ev["tree"], domain, D)
     if len(ev["bounds"]) != len(boxes) or len(ev["hints"]) != len(boxes):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {len(boxes)} boxes")
@@ -583,11 +602,13 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
     old = ctx.prec
     ctx.prec = PREC
     try:
+        _expect(bar, len(boxes))
         if workers is not None and workers > 1 and lp is None and not layered and len(boxes) > 1:
             stored_max, checked_max, lp_terms = _check_boxes_parallel(doc, len(boxes), workers)
+            bar.update(len(boxes))
         else:
             stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
-                                                            n_hints=n_hints, lp=lp is not None)
+                                                            n_hints=n_hints, lp=lp is not None, tick=bar.update)
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest box bound")
         norm_bound, checked_norm = doc["result"]["max_bound"], float_up(checked_max)
@@ -613,7 +634,7 @@ def check_doc(doc, path="<certificate>", *, max_work=DEFAULT_MAX_WORK, max_p=DEF
                        unverified=NOT_VERIFIED)
 
 
-def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work):
+def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work, bar):
     """check_doc's branch for evidence.method "outputs": each group's tree tiles the whole domain
     and bounds the group's outputs only; the groups name every output exactly once, so the
     largest group bound bounds max over outputs of |N_o - f_o| everywhere."""
@@ -627,6 +648,7 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
     if not max_bound < eps:
         raise Invalid("the largest proved bound is not below eps")
     D = len(domain)
+    _expect(bar, sum(len(g["bounds"]) for g in groups))
     stored_max, checked_max, n_boxes = fmpq(0), arb(0), 0
     old = ctx.prec
     ctx.prec = PREC
@@ -643,7 +665,7 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
                 return box_bound(box, heads, tg, hints, prep)
             try:
                 s_max, c_max, _ = check_boxes(boxes, g["bounds"], g["hints"], bound, eps,
-                                              n_hints=sum(len(p) for p in heads))
+                                              n_hints=sum(len(p) for p in heads), tick=bar.update)
             except Invalid as e:
                 raise Invalid(f"group {n} (outputs {g['outputs'][:8]}): {e}") from None
             stored_max = max(stored_max, s_max)
@@ -665,8 +687,9 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
 
 
 def _check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIMEOUT_MS, cross_check=False,
-                  budget=None):
-    """Check piecewise evidence; returns (pieces, checked max arb, stored max fmpq, lemma count, partition lemmas)."""
+                  budget=None, tick=None):
+    """Check piecewise evidence; returns (pieces, checked max arb, stored max fmpq, lemma count, partition lemmas).
+    ``tick(k)`` counts k boxes checked (an analytic piece is one)."""
     ev = doc["evidence"]
     D = len(domain)
     cells = []
@@ -707,6 +730,8 @@ def _check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIME
                           f"bound {float(proved.mid()):.6g}")
         stored_max = max(stored_max, stored)
         checked_max = arb.max(checked_max, proved).upper()
+        if tick is not None:
+            tick(len(piece["bounds"]) if piece["method"] == "paving" else 1)
     unused = sorted(set(lemmas) - used)
     if unused:
         raise Invalid(f"lemma {unused[0]} is not cited by any piece")
@@ -717,7 +742,7 @@ def _check_pieces(doc, domain, heads_all, targets, eps, *, timeout_ms=LEMMA_TIME
 
 
 def _check_piecewise_doc(doc, path, domain, heads_all, targets, eps, point_bound, *, work=None,
-                         cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS):
+                         cross_check=False, timeout_ms=LEMMA_TIMEOUT_MS, bar=None):
     """check_doc's branch for evidence.method "analytic"/"mixed"; raises Invalid or returns a report."""
     max_bound = rat(doc["result"]["max_bound"], "max_bound")
     if not max_bound < eps:
@@ -727,11 +752,14 @@ def _check_piecewise_doc(doc, path, domain, heads_all, targets, eps, point_bound
     methods = {p["method"] for p in doc["evidence"]["pieces"]}
     if (doc["evidence"]["method"] == "analytic") != (methods == {"analytic"}):
         raise Invalid("evidence.method does not match the methods of its pieces")
+    if bar is not None:
+        _expect(bar, sum(len(p["bounds"]) if p["method"] == "paving" else 1 for p in doc["evidence"]["pieces"]))
     old = ctx.prec
     ctx.prec = PREC
     try:
         n, checked_max, stored_max, n_gap, n_part = _check_pieces(
-            doc, domain, heads_all, targets, eps, timeout_ms=timeout_ms, cross_check=cross_check, budget=work)
+            doc, domain, heads_all, targets, eps, timeout_ms=timeout_ms, cross_check=cross_check, budget=work,
+            tick=None if bar is None else bar.update)
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest piece bound")
         at = _check_observed(doc, domain, point_bound, max_bound)

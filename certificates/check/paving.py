@@ -6,14 +6,15 @@ from flint import arb, fmpq
 from .core import BoxError, Invalid, rat, undercuts
 
 
-def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, start=0):
+def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, start=0, tick=None):
     """Re-derive each box's bound with ``bound(box, hints)``; returns (stored max, checked max, lp terms).
 
     A stored bound must not undercut the re-derived one by more than REL_SLACK of the re-derived
     bound itself (core.undercuts; never a slack in terms of eps).  With ``lp`` the boxes feed an
     L_p sum, so a box need not be below eps; the sum uses the checker's own bound of each box.
     ``n_hints`` fixes the hint count per box when known; ``start`` is the first box's index in the
-    whole paving (for messages, when a chunk is checked).
+    whole paving (for messages, when a chunk is checked); ``tick()`` is called after each box
+    (a progress bar).
     """
     stored_max = fmpq(0)
     checked_max = arb(0)
@@ -36,4 +37,6 @@ def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, sta
                           f"bound {float(proved.mid()):.6g}")
         stored_max = max(stored_max, stored)
         checked_max = arb.max(checked_max, proved).upper()
+        if tick is not None:
+            tick()
     return stored_max, checked_max, lp_terms

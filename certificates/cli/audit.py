@@ -6,6 +6,7 @@ invalid certificate, 2 when nothing could be audited (no certificates, unreadabl
 from __future__ import annotations
 
 import json
+import sys
 
 from .common import EXIT_ERROR, EXIT_FAIL, EXIT_OK, UserError, command
 
@@ -14,7 +15,7 @@ def cmd_audit(args) -> int:
     from certificates.audit import DRIFT, ERROR, INVALID, OK, audit_dir
     entries = []
     for root in args.dirs:
-        got = audit_dir(root)
+        got = audit_dir(root, progress=sys.stderr.isatty())
         if not got:
             raise UserError(f"{root}: no attncert certificates found (nothing to audit)")
         entries += got

@@ -100,6 +100,7 @@ def cmd_check(args) -> int:
     if getattr(args, "lemma_timeout", None) is not None:
         positive_finite(args.lemma_timeout, "--lemma-timeout")
         opts["timeout_ms"] = int(args.lemma_timeout * 1000)
+    opts["progress"] = sys.stderr.isatty()   # a bar of the boxes checked, on a terminal only
     reports, worst = [], EXIT_OK
     for path in args.certs:   # one unreadable file is reported, and the others are still checked
         try:
