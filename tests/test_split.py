@@ -115,9 +115,10 @@ def test_ramp_seq_n3_certifies_where_the_widest_side_does_not(seq3):
 
 
 def test_ramp_seq_n3_leaves_are_the_product_of_the_token_pavings(seq3):
-    """Output i depends on x_i only, so a box is finished when each token's side is: the fewest
-    leaves is the product of the 1-D pavings' sizes (80 and 64 at eps 0.05; token 1 is flat)."""
-    res = certify(seq3, "0.05", progress=False)
+    """Output i depends on x_i only, so a box of one joint paving is finished when each token's side
+    is: its fewest leaves is the product of the 1-D pavings' sizes (80 and 64 at eps 0.05; token 1
+    is flat).  One paving per output (the default) needs their sum."""
+    res = certify(seq3, "0.05", progress=False, outputs="joint")
     sizes = []
     for w, t in (("100", "0"), ("-1/3", "50"), ("7", "-1")):
         one = certify(constructions.build("ramp-seq", n=1, p=17, kappa=5, w=w, t=t), "0.05", progress=False)
@@ -125,6 +126,9 @@ def test_ramp_seq_n3_leaves_are_the_product_of_the_token_pavings(seq3):
     assert res.status == "CERTIFIED" and len(res.leaves) == np.prod(sizes) == 5120
     rep = check_doc(json.loads(json.dumps(certificate_doc(seq3, res))))
     assert rep.boxes == 5120 and rep.checked_max_bound < 0.05
+    grouped = certify(seq3, "0.05", progress=False)
+    assert grouped.status == "CERTIFIED" and len(grouped.leaves) == sum(sizes) == 145
+    assert check_doc(json.loads(json.dumps(certificate_doc(seq3, grouped)))).boxes == 145
 
 
 def test_two_d_grid_needs_fewer_boxes_than_the_widest_side(map2, map2_cert):

@@ -356,8 +356,15 @@ def _split_by_gain(cand_job, I, K, parent, n_hints, domain, depends, accept, bat
     return dims, (have, per, hints), len(cb)
 
 
+# A generation of fewer (box, token) pairs than this runs in this process even with workers:
+# about 0.2 s of bounding, less than shipping it to worker processes and merging it back costs.
+LOCAL_PAIRS = 1 << 20
+
+
 def _bound_all(job, I, K, batch, min_units, executor):
     """Bounds and hints of boxes (I, K), cut into work units; and the largest observed error with its point."""
+    if executor is not None and len(I) * len(job.construction.network.embedding.const) < LOCAL_PAIRS:
+        executor = None
     size = min(batch, max(64, -(-len(I) // max(1, min_units))))
     units = [(I[s:s + size], K[s:s + size]) for s in range(0, len(I), size)]
     bounds_all, hints_all = [], []
