@@ -88,8 +88,11 @@ def _header(construction, eps) -> dict:
 def _paving_evidence(result) -> dict:
     """A paving's evidence, or one paving per group of outputs (``result.groups``)."""
     def one(r):
-        return {"tree": r.tree, "bounds": [q(l.bound) for l in r.leaves],
-                "hints": [list(l.hints) for l in r.leaves], **getattr(r, "evidence", {})}
+        ev = {"tree": r.tree, "bounds": [q(l.bound) for l in r.leaves],
+              "hints": [list(l.hints) for l in r.leaves], **getattr(r, "evidence", {})}
+        if any(getattr(l, "slopes", ()) for l in r.leaves):   # centred boxes: their slope bounds
+            ev["slopes"] = [[q(v) for v in getattr(l, "slopes", ())] for l in r.leaves]
+        return ev
     if getattr(result, "groups", None):
         return {"method": "outputs", "groups": [{"outputs": list(outs), **one(r)} for outs, r in result.groups]}
     return {"method": "paving", **one(result)}

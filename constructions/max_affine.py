@@ -35,6 +35,10 @@ VALUE_BITS = 40
 MAX_TOKENS = 400_000
 
 
+# Inputs a [MAP] construction may have: the paving grows with D, the anchors with G^D (the token
+# limit, --max-tokens, refuses a grid too large to build).
+MAX_D = 6
+
 def _opt_rational(name, text):
     if text in ("", None):
         return None
@@ -338,7 +342,7 @@ def dyadic_centres(cen):
     """The centres rounded to one dyadic grid 2^-m, as fine as float64 allows, or None.
 
     With every centre c = p 2^-m and |p| <= isqrt((2^53 - 1) / D), each 2c and each
-    |c|^2 = sum_d p_d^2 2^-2m (D <= 3 terms) is an exact float64, so the anchors' logits
+    |c|^2 = sum_d p_d^2 2^-2m (D terms) is an exact float64, so the anchors' logits
     are exactly separable.  None when two centres of one dimension merge (or m leaves the
     float64 exponent range); the caller then rounds the weights the general way.
     """
@@ -424,8 +428,8 @@ def _finish(c: Construction, float64: int) -> Construction:
 def _common(f, D, B, lo, hi, n_out=1):
     if D == 0:
         D = _infer_D(f)
-    if not 1 <= D <= 3:
-        raise ParameterError(f"D must be 1, 2 or 3 (got {D})")
+    if not 1 <= D <= MAX_D:
+        raise ParameterError(f"D must be between 1 and {MAX_D} (got {D})")
     domain = _domain(D, B, lo, hi)
     trees = _parse_targets(f, D, n_out)
     return D, domain, trees
@@ -536,8 +540,8 @@ def build_seq(f, d, n, d_o, B, lo, hi, G, beta, kappa, lam, eps, L, values, cent
     if d < 1 or n < 1 or d_o < 1:
         raise ParameterError("d, n and d_o must be positive")
     D = d * n
-    if D > 3:
-        raise ParameterError(f"d*n must be at most 3 (got {D})")
+    if D > MAX_D:
+        raise ParameterError(f"d*n must be at most {MAX_D} (got {D})")
     D, domain, trees = _common(f, D, B, lo, hi, n_out=d_o * n)
     stats = _stats(trees, domain, _opt_rational("L", L))
     G, h, beta_q, lam_q, centres = _params_grid(domain, G, beta, kappa, lam, eps, stats, centres)
@@ -581,7 +585,7 @@ _COMMON = (
 )
 
 register(Spec(
-    name="max-affine", summary="one head ~ f on a box of R^D (D <= 3) via a max-affine partition",
+    name="max-affine", summary="one head ~ f on a box of R^D (D <= 6) via a max-affine partition",
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0)*cos(3*x1)", "target in x0..x{D-1}"),
             Param("D", "int", "0", "input dimension (0: from f)", "from f")) + _COMMON[:3]
@@ -601,7 +605,7 @@ register(Spec(
 ))
 
 register(Spec(
-    name="max-affine-seq", summary="[MAP] seq2seq f: R^{d x n} -> R^{d_o x n}, d*n <= 3",
+    name="max-affine-seq", summary="[MAP] seq2seq f: R^{d x n} -> R^{d_o x n}, d*n <= 6",
     paper=PAPER, theorem=CLAIM,
     params=(Param("f", "expr", "sin(2*x0+x1); cos(x0-x1)", "d_o*n targets separated by ';' (output o of token j is entry o + d_o*j)"),
             Param("d", "int", "1", "features per token"), Param("n", "int", "2", "tokens"),

@@ -35,7 +35,7 @@ def ramp201():
     return constructions.build("ramp", **RAMP)
 
 
-QUICK_EPS = "0.00457"                 # 1.1 x the sup error: ~3300 boxes, ~1 s serial
+QUICK_EPS = "0.00457"                 # 1.1 x the sup error: ~3300 boxes evaluated, ~1 s serial
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def quick_cert(ramp201):
 @pytest.fixture(scope="module")
 def serial_cert(ramp201):
     res = certify(ramp201, EPS, progress=False)
-    assert res.status == "CERTIFIED" and len(res.leaves) > 3000
+    assert res.status == "CERTIFIED" and len(res.leaves) > 2000   # 2882 (centred boxes; 3300 plain)
     return stable(certificate_doc(ramp201, res))
 
 

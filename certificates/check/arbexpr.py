@@ -293,11 +293,17 @@ def _ieval(t, env, cache, guards=None):
     a = []
     for c in t[1:]:
         a.append(_ieval(c, env, cache, guards))
+    return _apply(t, a, guards)
+
+
+def _apply(t, a, guards):
+    """The enclosure of operation node ``t`` from its arguments' enclosures ``a`` (not pow)."""
     # A non-finite argument means "undefined or unbounded": the result must not become
     # a number again (e.g. 0 * NaN, or min(NaN, 1)).
     for x in a:
         if not _ok(x):
             return _nan()
+    tag = t[0]
     if tag == "add":
         lo, hi = a[0]
         for x in a[1:]:
@@ -358,6 +364,167 @@ def _ieval(t, env, cache, guards=None):
     raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
 
 
+# ---------------------------------------------------------------------------------------------
+# Forward-mode interval derivatives (``CompiledExpr.bounds_and_gradient``).  Each node gives its
+# value enclosure (exactly what ``_ieval`` gives) and, per named input, an enclosure of its partial
+# derivative over the box, in the same exact-ended interval form.  Where an argument interval
+# straddles a kink (abs, min, max, relu, range) the derivative is the hull of the one-sided
+# derivatives of the pieces that may be active: these functions are Lipschitz, so along every
+# segment in the box the derivative exists almost everywhere and lies in the hull, which keeps
+# the mean-value inequality |f(x) - f(c)| <= sum_i |x_i - c_i| sup |d_i f| true.  A derivative
+# that is unbounded on the box (sqrt or log at 0, a divisor or a negative power's base whose
+# interval holds 0) and anything undefined is NaN, and a NaN never becomes a number again: the
+# value's NaN makes every derivative NaN, and a NaN factor or term makes its product or sum NaN.
+
+_ZERO = (arb(0), arb(0))
+
+
+def _gadd(x, y):
+    if not (_ok(x) and _ok(y)):
+        return _nan()
+    return (_lo(x[0] + y[0]), _hi(x[1] + y[1]))
+
+
+def _gsub(x, y):
+    if not (_ok(x) and _ok(y)):
+        return _nan()
+    return (_lo(x[0] - y[1]), _hi(x[1] - y[0]))
+
+
+def _gneg(x):
+    return (-x[1], -x[0]) if _ok(x) else _nan()
+
+
+def _gmul(x, y):
+    if not (_ok(x) and _ok(y)):
+        return _nan()
+    return _imul2(x, y)
+
+
+def _ghull(x, y):
+    if not (_ok(x) and _ok(y)):
+        return _nan()
+    return (_pt_min(x[0], y[0]), _pt_max(x[1], y[1]))
+
+
+def _gscale(f, g):
+    """The chain rule's product: the factor interval f times every derivative in g."""
+    return [_gmul(f, gi) for gi in g]
+
+
+def _gextreme(vals, grads, is_max):
+    """Value and derivatives of max (or min) of the arguments.  For max, k0 is an argument with
+    the largest lower end m; an argument whose upper end is <= m never exceeds argument k0, so on
+    the box the max is that of k0 and the arguments whose upper end is > m, and its derivative
+    lies in the hull of theirs (min: the mirror image)."""
+    k0 = 0
+    for k in range(1, len(vals)):
+        if (vals[k][0] > vals[k0][0]) if is_max else (vals[k][1] < vals[k0][1]):
+            k0 = k
+    if is_max:
+        top = vals[k0][0]
+        live = [k for k, v in enumerate(vals) if k == k0 or v[1] > top]
+        val = (top, vals[0][1])
+        for v in vals[1:]:
+            val = (top, _pt_max(val[1], v[1]))
+    else:
+        bot = vals[k0][1]
+        live = [k for k, v in enumerate(vals) if k == k0 or v[0] < bot]
+        val = (vals[0][0], bot)
+        for v in vals[1:]:
+            val = (_pt_min(val[0], v[0]), bot)
+    g = list(grads[live[0]])
+    for k in live[1:]:
+        g = [_ghull(a, b) for a, b in zip(g, grads[k])]
+    return val, g
+
+
+def _deval(t, env, cache, guards, index, D):
+    """(value, [derivative per named input]) of node t; see the comment above."""
+    tag = t[0]
+    if tag in ("num", "pi"):
+        return _ieval(t, env, cache, guards), [_ZERO] * D
+    if tag == "var":
+        val = _ieval(t, env, cache, guards)
+        if not _ok(val):
+            return val, [_nan()] * D
+        g = [_ZERO] * D
+        k = index.get(t[1])
+        if k is not None:
+            g[k] = (arb(1), arb(1))
+        return val, g
+    if tag == "pow":
+        x, gx = _deval(t[1], env, cache, guards, index, D)
+        n = t[2]
+        val = _ipow(x, n) if _ok(x) else _nan()
+        if not _ok(val):
+            return val, [_nan()] * D
+        if n == 0:
+            return val, [_ZERO] * D
+        f = _ipow(x, n - 1)
+        f = _gmul((arb(n), arb(n)), f) if _ok(f) else f
+        return val, _gscale(f, gx)
+    vals, grads = [], []
+    for c in t[1:]:
+        v, g = _deval(c, env, cache, guards, index, D)
+        vals.append(v)
+        grads.append(g)
+    val = _apply(t, list(vals), guards)
+    if not _ok(val):
+        return val, [_nan()] * D
+    if tag == "add":
+        g = grads[0]
+        for h in grads[1:]:
+            g = [_gadd(a, b) for a, b in zip(g, h)]
+        return val, g
+    if tag == "sub":
+        return val, [_gsub(a, b) for a, b in zip(grads[0], grads[1])]
+    if tag == "neg":
+        return val, [_gneg(a) for a in grads[0]]
+    if tag == "mul":   # (r x)' = r' x + r x', folded left as the value is
+        r, g = vals[0], grads[0]
+        for x, h in zip(vals[1:], grads[1:]):
+            g = [_gadd(_gmul(a, x), _gmul(r, b)) for a, b in zip(g, h)]
+            r = _imul2(r, x)
+        return val, g
+    if tag == "div":   # (a / b)' = (a' - (a / b) b') / b
+        rec = _ireciprocal(vals[1])
+        return val, [_gmul(_gsub(a, _gmul(val, b)), rec) for a, b in zip(grads[0], grads[1])]
+    if tag in ("min", "max"):
+        return val, _gextreme(vals, grads, tag == "max")[1]
+    if tag == "relu":   # max(u, 0)
+        lo, hi = vals[0]
+        if lo >= 0:
+            return val, list(grads[0])
+        if hi <= 0:
+            return val, [_ZERO] * D
+        return val, [_ghull(a, _ZERO) for a in grads[0]]
+    if tag == "range":  # min(max(x, lo), hi)
+        inner, gi = _gextreme([vals[2], vals[0]], [grads[2], grads[0]], True)
+        return val, _gextreme([inner, vals[1]], [gi, grads[1]], False)[1]
+    if tag == "abs":
+        lo, hi = vals[0]
+        if lo >= 0:
+            return val, list(grads[0])
+        if hi <= 0:
+            return val, [_gneg(a) for a in grads[0]]
+        return val, [_ghull(a, _gneg(a)) for a in grads[0]]
+    if tag == "exp":
+        return val, _gscale(val, grads[0])
+    if tag == "tanh":   # 1 - tanh^2
+        sq = _ipow(val, 2)
+        return val, _gscale((_lo(1 - sq[1]), _hi(1 - sq[0])), grads[0])
+    if tag == "sin":
+        return val, _gscale(_itrig(vals[0], 1), grads[0])
+    if tag == "cos":
+        return val, _gscale(_gneg(_itrig(vals[0], 0)), grads[0])
+    if tag == "log":    # 1 / u, on the argument cut as the value's
+        return val, _gscale(_ireciprocal(_guarded(t, vals[0], guards)), grads[0])
+    if tag == "sqrt":   # 1 / (2 sqrt u): unbounded where sqrt u may be 0
+        return val, _gscale(_ireciprocal((_lo(2 * val[0]), _hi(2 * val[1]))), grads[0])
+    raise ArbExprError(f"unknown operation {tag!r}")  # unreachable after _check
+
+
 def _exact(x) -> fmpq:
     """An exact rational (int, fmpq, or anything with numerator/denominator) as fmpq."""
     if isinstance(x, (int, fmpq)):
@@ -368,7 +535,8 @@ def _exact(x) -> fmpq:
 class CompiledExpr:
     """A validated expression.  ``bounds(env)``: the exact ends (lo, hi), as point arbs, of an
     enclosure of its range (NaN ends when undefined or unbounded); ``expr(env)``: the same as
-    one Arb ball.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq).
+    one Arb ball; ``bounds_and_gradient(env, names)``: the same ends and enclosures of the
+    partial derivatives by the named inputs.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq).
     ``on_domain(domain)`` gives the same expression for boxes inside ``domain`` only, with the
     exact lower ends of its sqrt/log arguments there (``domain_guards``)."""
     __slots__ = ("tree", "guards")
@@ -384,6 +552,19 @@ class CompiledExpr:
 
     def bounds(self, env):
         return _ieval(self.tree, env, {}, self.guards)
+
+    def bounds_and_gradient(self, env, names):
+        """((lo, hi), [(glo_i, ghi_i) for each name in names]): the value enclosure of ``bounds``
+        and, per named input, the exact ends of an enclosure of the partial derivative over the
+        box (forward mode; hulls of one-sided derivatives at kinks of abs/min/max/relu/range).
+        NaN ends mean undefined or unbounded; an input not named has derivative 0."""
+        index = {}
+        for k, name in enumerate(names):
+            if name not in env:
+                raise ArbExprError(f"no value for variable {str(name)[:40]!r}")
+            index[name] = k
+        val, grad = _deval(self.tree, env, {}, self.guards, index, len(index))
+        return val, list(grad)
 
     def __call__(self, env):
         lo, hi = self.bounds(env)

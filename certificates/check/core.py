@@ -499,7 +499,17 @@ def prepare_heads(heads_all) -> PreparedHeads:
 
 
 def _head_bound(prep, hn, ks, qbox):
-    """Arb enclosure (lo, hi) of one head's output y = sum_j a_j v_j over an exact box.
+    """Arb enclosure (lo, hi) of one head's output over an exact box: ``head_parts``' first two."""
+    parts = head_parts(prep, hn, ks, qbox)
+    return parts[0], parts[1]
+
+
+def head_parts(prep, hn, ks, qbox):
+    """Arb enclosure (lo, hi) of one head's output y = sum_j a_j v_j over an exact box, and what it
+    was made from: returns (lo, hi, act, l, u, vl, vh), with act the keys bounded one by one and
+    l_j <= a_j <= u_j, vl_j <= v_j <= vh_j their weight and value bounds in act's order (exact
+    ends); with a lumped tail (the keys not in act) the lists have one more last entry, the
+    tail's total weight m in [0, min(1, tau)] and the range [V_lo, V_hi] of the tail's values.
 
     Without a tail this is the dense bound: every key's logit gap g_j = s_j - s_k* and value v_j
     enclosed exactly (affine ranges), the softmax weights bounded in the gap form, and the
@@ -550,7 +560,7 @@ def _head_bound(prep, hn, ks, qbox):
         l, u = softmax_weight_bounds(sl, sh)
         hi = knapsack_upper(l, u, vh, o_hi)
         lo = -knapsack_upper(l, u, [-x for x in vl], o_lo)
-        return lo, hi
+        return lo, hi, act, l, u, vl, vh
     tau = (arb(n_tail) * arb(tail_max).exp()).upper()
     if const:
         vl = [cvl[j] for j in act]
@@ -573,9 +583,11 @@ def _head_bound(prep, hn, ks, qbox):
     l, u = softmax_weight_bounds(sl, sh, tail=tau)
     l.append(arb(0))
     u.append(arb.min(tau, arb(1)).upper())
-    hi = knapsack_upper(l, u, vh + [t_hi])
-    lo = -knapsack_upper(l, u, [-x for x in vl] + [-t_lo])
-    return lo, hi
+    vh = vh + [t_hi]
+    vl = vl + [t_lo]
+    hi = knapsack_upper(l, u, vh)
+    lo = -knapsack_upper(l, u, [-x for x in vl])
+    return lo, hi, act, l, u, vl, vh
 
 
 def box_bound(box, heads_all, targets, hints, prep=None):

@@ -4,7 +4,9 @@ of evidence handed to its own module (paving, grid, layered, analytic, mesh, par
 It shares no code with ``verify`` (the search): it parses the exact weights itself,
 forms the affine logits and values itself, rebuilds the paving from the bisection
 tree in exact rationals (so the boxes tile the domain by construction), and bounds
-each box with python-flint's Arb.  A bug in the searcher cannot vouch for itself.
+each box with python-flint's Arb.  A bug in the searcher cannot vouch for itself.  A box of a
+one-layer "affine" Linf paving (or output group) whose "slopes" entry is not empty is a centred
+box: its slopes and its bound are confirmed by the centred (mean-value) bound (check/centred.py).
 
 Every number the certificate states is confirmed or the check fails: a stored bound may
 undercut the checker's own by at most core.REL_SLACK of itself (never a slack in eps); the
@@ -29,6 +31,7 @@ from flint import arb, ctx, fmpq
 
 from .analytic import analytic_bound, check_lemmas
 from .arbexpr import ArbExprError, arb_compile, arb_variables
+from .centred import centred_box_bound
 from .core import (DEFAULT_MAX_P, DEFAULT_MAX_WORK, LEMMA_TIMEOUT_MS, MAX_NESTING, NOT_VERIFIED, PREC, REL_SLACK,
                    CheckReport, Invalid, LimitExceeded, affine_heads, box_bound, prepare_heads, check_tiling, exact_cell, float_up,
                    fr, leaves, rat, sha, undercuts)
@@ -312,10 +315,17 @@ def _grid_box_work(claims, fallback):
         return fallback
 
 
+def _n_centred(ev) -> int:
+    """How many boxes of a (schema-valid) paving carry slopes."""
+    slopes = ev.get("slopes")
+    return sum(1 for s in slopes if s) if type(slopes) is list else 0
+
+
 def estimate_work(doc, D: int) -> int:
     """Estimated work units of checking ``doc`` (schema-valid), about one Arb key evaluation each
     (10-30 us).  Counts: parsing and preparing the weights, every box / sub-mesh box / piece bound
-    (keys x outputs, target nodes), lemma texts and their z3 runs, chain terms, the L_p sum."""
+    (keys x outputs, target nodes; a box with slopes 2 + 2 D times a plain one), lemma texts and
+    their z3 runs, chain terms, the L_p sum."""
     net = doc["construction"]["network"]
     emb = net["embedding"]
     width = _width(emb["const"])
@@ -353,17 +363,20 @@ def estimate_work(doc, D: int) -> int:
         per_box = keys * (1 + D // 4) + targets // 4
     work = prep + entries // 5
     ev = doc["evidence"]
+    centred_factor = 2 + 2 * D   # a centred box: the box's parts, the centre's bound, 2 knapsacks per input
     if ev["method"] == "paving":
         n = len(ev["bounds"])
         if ev.get("bounder") == "grid" and isinstance(ev.get("grid"), list):
             per_box = _grid_box_work(ev["grid"], per_box) + targets // 4
         work += n * per_box + len(ev["tree"]) // 10
+        work += _n_centred(ev) * per_box * (centred_factor - 1)
         for term in doc["result"].get("chain", []):
             work += n * (n_out + (targets + _count_nodes(term["g"])) // 4)
     elif ev["method"] == "outputs":
         for g in ev["groups"]:
             share = max(1, per_box * len(g["outputs"]) // max(1, n_out))
             work += len(g["bounds"]) * share + len(g["tree"]) // 10
+            work += _n_centred(g) * share * (centred_factor - 1)
     else:
         for piece in ev["pieces"]:
             if piece["method"] == "paving":
@@ -396,6 +409,22 @@ def _witness(doc, domain):
                                           for w, (a, b) in zip(witness, domain)):
         raise Invalid("witness lies outside the domain")
     return witness
+
+
+def _check_slopes(slopes, n_boxes, D, where, *, layered=False, lp=False, bounder="affine"):
+    """The shape of a (schema-valid) "slopes" list: aligned with the boxes, each entry [] or D
+    slopes, and only where the centred bound is defined (bounder affine, one layer, Linf)."""
+    if layered:
+        raise Invalid(f"{where}: slopes (centred boxes) are checked for one-layer networks only")
+    if lp:
+        raise Invalid(f"{where}: slopes (centred boxes) are checked for Linf certificates only")
+    if bounder not in ("affine", "grid"):
+        raise Invalid(f"{where}: slopes (centred boxes) go with bounder \"affine\" or \"grid\", not {str(bounder)[:20]!r}")
+    if len(slopes) != n_boxes:
+        raise Invalid(f"{where}: {len(slopes)} slope entries for {n_boxes} boxes")
+    for k, s in enumerate(slopes):
+        if len(s) not in (0, D):
+            raise Invalid(f"{where}: box {k} lists {len(s)} slopes; 0 or {D} (one per input) expected")
 
 
 def _point_hints(heads_all, w):
@@ -460,9 +489,17 @@ def check_paving_chunk(doc, start, stop):
             def bound(box, hints):
                 return grid.box_bound(box, targets, hints)
         boxes = leaves(ev["tree"], domain, D)[start:stop]
+        slopes = ev.get("slopes")
+        if slopes is not None:
+            slopes = slopes[start:stop]
+
+        def centred(box, hints, s):
+            return centred_box_bound(box, heads_all, targets, hints, prep, s)
         try:
             stored_max, checked_max, _ = check_boxes(boxes, ev["bounds"][start:stop], ev["hints"][start:stop],
-                                                     bound, rat(doc["eps"], "eps"), n_hints=n_hints, start=start)
+                                                     bound, rat(doc["eps"], "eps"), n_hints=n_hints, start=start,
+                                                     slopes=slopes, centred=centred,
+                                                     n_centred_hints=sum(len(p) for p in heads_all))
         except Invalid as e:
             return ("invalid", str(e))
         return ("ok", str(stored_max), _exact_arb(checked_max))
@@ -580,11 +617,18 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
     if len(ev["bounds"]) != len(boxes) or len(ev["hints"]) != len(boxes):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {len(boxes)} boxes")
     n_hints = None if layered else sum(len(p) for p in heads_all)
+    slopes = ev.get("slopes")
+    if slopes is not None:
+        _check_slopes(slopes, len(boxes), D, "evidence", layered=layered, lp=lp is not None,
+                      bounder=ev.get("bounder", "affine"))
     if layered:
         bound = layered_bound
     else:
         def bound(box, hints):
             return box_bound(box, heads_all, targets, hints, prep)
+
+        def centred(box, hints, s):
+            return centred_box_bound(box, heads_all, targets, hints, prep, s)
     if ev.get("bounder", "affine") == "grid":
         try:
             grid = GridCheck(heads_all, ev.get("grid"), D)
@@ -608,7 +652,10 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
             bar.update(len(boxes))
         else:
             stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
-                                                            n_hints=n_hints, lp=lp is not None, tick=bar.update)
+                                                            n_hints=n_hints, lp=lp is not None, tick=bar.update,
+                                                            slopes=slopes, centred=None if layered else centred,
+                                                            n_centred_hints=None if layered else
+                                                            sum(len(p) for p in heads_all))
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest box bound")
         norm_bound, checked_norm = doc["result"]["max_bound"], float_up(checked_max)
@@ -619,6 +666,8 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
             raise Invalid("an Linf certificate states no separate norm_bound")
         at = _check_observed(doc, domain, point_bound, max_bound)
         details = {"method": "paving", "estimated_work": work}
+        if slopes is not None:
+            details["centred_boxes"] = sum(1 for x in slopes if x)
         if "chain" in doc["result"]:
             if not layered:
                 raise Invalid("chain terms are checked for layered networks only")
@@ -649,7 +698,7 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
         raise Invalid("the largest proved bound is not below eps")
     D = len(domain)
     _expect(bar, sum(len(g["bounds"]) for g in groups))
-    stored_max, checked_max, n_boxes = fmpq(0), arb(0), 0
+    stored_max, checked_max, n_boxes, n_centred = fmpq(0), arb(0), 0, 0
     old = ctx.prec
     ctx.prec = PREC
     try:
@@ -660,12 +709,20 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
             boxes = leaves(g["tree"], domain, D)
             if len(g["bounds"]) != len(boxes) or len(g["hints"]) != len(boxes):
                 raise Invalid(f"group {n}: evidence lists {len(g['bounds'])} bounds for {len(boxes)} boxes")
+            slopes = g.get("slopes")
+            if slopes is not None:
+                _check_slopes(slopes, len(boxes), D, f"group {n}")
+                n_centred += sum(1 for x in slopes if x)
 
             def bound(box, hints, heads=heads, tg=tg, prep=prep):
                 return box_bound(box, heads, tg, hints, prep)
+
+            def centred(box, hints, s, heads=heads, tg=tg, prep=prep):
+                return centred_box_bound(box, heads, tg, hints, prep, s)
             try:
                 s_max, c_max, _ = check_boxes(boxes, g["bounds"], g["hints"], bound, eps,
-                                              n_hints=sum(len(p) for p in heads), tick=bar.update)
+                                              n_hints=sum(len(p) for p in heads), tick=bar.update,
+                                              slopes=slopes, centred=centred)
             except Invalid as e:
                 raise Invalid(f"group {n} (outputs {g['outputs'][:8]}): {e}") from None
             stored_max = max(stored_max, s_max)
@@ -680,7 +737,8 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
                        eps=doc["eps"], max_bound=doc["result"]["max_bound"],
                        checked_max_bound=float_up(checked_max), boxes=n_boxes,
                        observed_error=doc["result"]["observed_error"],
-                       details={"method": "outputs", "groups": len(groups), "estimated_work": work},
+                       details={"method": "outputs", "groups": len(groups), "estimated_work": work,
+                                **({"centred_boxes": n_centred} if n_centred else {})},
                        norm="Linf", p="", norm_bound=doc["result"]["max_bound"],
                        checked_norm_bound=float_up(checked_max), witness_error=float_up(at),
                        unverified=NOT_VERIFIED)

@@ -94,6 +94,7 @@ def _certify_scaled(args, c, eps, certify, time_limit):
         raise UserError(f"--resume: no checkpoint {ckpt}")
     from verify.search.certify import CertifyInterrupted
     from verify.search.checkpoint import CheckpointError
+    from verify.enclose.linearize import UnsupportedNetwork
     from verify.search.batches import device_batch
     kw = {} if xp is None else {"xp": xp, "batch": device_batch(c)}
     try:
@@ -101,10 +102,11 @@ def _certify_scaled(args, c, eps, certify, time_limit):
             return certify(c, eps, max_boxes=args.max_boxes, time_limit=time_limit,
                            progress=None if args.format == "text" else False, executor=ex,
                            checkpoint=ckpt, resume=args.resume, checkpoint_every=args.checkpoint_every,
-                           drop_checkpoint=False, min_units=args.workers, **kw)
+                           drop_checkpoint=False, min_units=args.workers, split=args.split,
+                           enclosure=args.enclosure, **kw)
     except CertifyInterrupted as e:
         raise UserError(f"interrupted; checkpoint written to {e.checkpoint} (continue with --resume)") from None
-    except CheckpointError as e:
+    except (CheckpointError, UnsupportedNetwork) as e:
         raise UserError(str(e)) from None
 
 
@@ -239,6 +241,12 @@ def add_command(sub) -> None:
                     help="fold beta into W_Q and round every weight to float64 first (needed to export)")
     sp.add_argument("--device", choices=["cpu", "gpu"], default="cpu", help="gpu: CuPy arrays")
     sp.add_argument("--workers", type=int, default=1, help="local worker processes")
+    sp.add_argument("--enclosure", choices=["auto", "plain", "centred"], default="auto",
+                    help="box bounds: plain interval, or the tighter of plain and centred (mean-value, "
+                         "error ~ width^2); auto: centred for one-layer networks")
+    sp.add_argument("--split", choices=["gain", "widest"], default="gain",
+                    help="which side of an unfinished box to bisect: the one whose children's bound "
+                         "drops most (gain), or the widest")
     sp.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask distributed scheduler")
     sp.add_argument("--checkpoint", metavar="FILE", help="checkpoint file (default: OUTPUT.partial)")
     sp.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",

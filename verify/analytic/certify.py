@@ -136,8 +136,9 @@ def certify_analytic(construction, eps, *, method: str = "analytic", cells=None,
         left = None if time_limit is None else max(1.0, time_limit - (time.perf_counter() - t0))
         # a paving piece is checked with the one-layer (affine) box bound and its hints: no grid claim
         plain = tuple(kv for kv in getattr(construction, "meta", ()) if kv[0] != "grid")
+        # a piece's evidence is one plain paving: no output groups, no centred boxes
         sub = certify(dataclasses.replace(construction, domain=tuple(cell), meta=plain), eps, max_boxes=max_boxes,
-                      time_limit=left, progress=False)
+                      time_limit=left, progress=False, outputs="joint", enclosure="plain")
         res.boxes_evaluated += sub.boxes_evaluated
         if sub.status == REFUTED:
             res.status, res.witness, res.witness_lower = REFUTED, sub.witness, sub.witness_lower

@@ -7,6 +7,7 @@ from . import interval as iv
 from .linearize import affine_form, frac_interval
 from .softmax import head_output_bounds, weight_bounds
 from .defined import defined_targets
+from .gradient import interval_gradient
 from .target import interval_eval
 
 
@@ -16,15 +17,25 @@ class AffineBounder:
     Coefficients are exact rationals held as enclosing float intervals.  Each box's
     logits are shifted by the logit of an anchor ``k*`` (the leader at the box centre)
     so that differences stay small; ``k*`` is returned as a hint for the checker.
+
+    With ``centred`` the box bound is the smaller of this plain enclosure and the centred
+    (mean-value) bound of ``centred_parts``; the default keeps the plain bound alone.
     """
 
-    def __init__(self, construction, xp=np):
+    def __init__(self, construction, xp=np, centred: bool = False):
         self.xp = xp
+        self.centred = centred      # error_bounds: min(plain, centred bound) per box
         self.construction = construction
         self.inputs = construction.inputs
         self.targets = defined_targets(construction)   # guarded where proved defined on the domain
         self.heads = []
         forms = affine_form(construction.network)
+        # per output, per head: per input, whether some logit or value slope along x_i is
+        # non-zero (else d_i of the head's output is exactly 0 and the centred form skips it),
+        # and whether some value slope is (else F_i = 0 adds nothing); exact tests
+        D = len(self.inputs)
+        self._moves = [[(tuple(any(r[i] != 0 for r in h.G) or any(r[i] != 0 for r in h.F) for i in range(D)),
+                         tuple(any(r[i] != 0 for r in h.F) for i in range(D))) for h in heads] for heads in forms]
         self.depends = dependence(forms, construction.target, self.inputs)
         for heads in forms:
             per = []
@@ -63,17 +74,27 @@ class AffineBounder:
             acc = iv.add(acc, term, xp)
         return acc
 
-    def output_bounds(self, xl, xh):
-        """Per output: enclosure (lo, hi) of the network output, and the k* hints."""
+    def _head_parts(self, xl, xh, kstars=None):
+        """Per head, in hint order: ``(o, h, kstar, (l, u), (vl, vh), (lo, hi))`` over boxes (N, D).
+
+        ``o``, ``h`` the output and head; ``kstar`` the shifting anchor (N,), the leader at the
+        float box centre unless given (``kstars``: one array per (output, head), in the order
+        of the hints); ``l, u`` the softmax weight bounds (N, p); ``vl, vh`` the value ranges,
+        (N, p) or (p,) when the values do not depend on x; ``lo, hi`` the head-output
+        enclosure (N,).  A generator, so that one head's (N, p) arrays are freed before the
+        next head's: the plain bound and the centred one both consume it head by head.
+        """
         xp = self.xp
         xm = 0.5 * (xl + xh)
-        outs, hints = [], []
-        for per in self.heads:
-            acc_lo = xp.zeros(xl.shape[0])
-            acc_hi = xp.zeros(xl.shape[0])
-            for (c, G, e, F, const_values, gaps) in per:
-                mid_logit = 0.5 * (c[0] + c[1])[None, :] + xm @ (0.5 * (G[0] + G[1])).T
-                kstar = xp.argmax(mid_logit, axis=1)
+        n = 0
+        for o, per in enumerate(self.heads):
+            for h, (c, G, e, F, const_values, gaps) in enumerate(per):
+                if kstars is None:
+                    mid_logit = 0.5 * (c[0] + c[1])[None, :] + xm @ (0.5 * (G[0] + G[1])).T
+                    kstar = xp.argmax(mid_logit, axis=1)
+                else:
+                    kstar = kstars[n]
+                n += 1
                 if gaps is not None:
                     cs = (gaps[0][0][kstar], gaps[0][1][kstar])
                     Gs = (gaps[1][0][kstar], gaps[1][1][kstar])
@@ -83,19 +104,140 @@ class AffineBounder:
                 l, u = weight_bounds(sl, sh, xp)
                 # values that do not depend on x are shared by all boxes (sorted once)
                 vl, vh = (e[0], e[1]) if const_values else self._affine(e, F, xl, xh)
-                lo, hi = head_output_bounds(l, u, vl, vh, xp)
-                acc_lo = iv.down(acc_lo + lo, xp)
-                acc_hi = iv.up(acc_hi + hi, xp)
-                hints.append(kstar)
-            outs.append((acc_lo, acc_hi))
+                yield o, h, kstar, (l, u), (vl, vh), head_output_bounds(l, u, vl, vh, xp)
+
+    def _sum_heads(self, parts, n, on_head=None):
+        """Per output: the enclosure (lo, hi) of the sum of its heads' outputs, and the hints.
+
+        ``on_head(part)``, if given, sees each head's part (see ``_head_parts``) on the way.
+        """
+        xp = self.xp
+        outs, hints = [(xp.zeros(n), xp.zeros(n)) for _ in self.heads], []
+        for part in parts:
+            o, _, kstar, _, _, (lo, hi) = part
+            acc_lo, acc_hi = outs[o]
+            outs[o] = (iv.down(acc_lo + lo, xp), iv.up(acc_hi + hi, xp))
+            hints.append(kstar)
+            if on_head is not None:
+                on_head(part)
         return outs, hints
+
+    def output_bounds(self, xl, xh):
+        """Per output: enclosure (lo, hi) of the network output, and the k* hints."""
+        return self._sum_heads(self._head_parts(xl, xh), xl.shape[0])
 
     def error_bounds(self, xl, xh, each: bool = False):
         """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, H);
-        with ``each`` the bounds per output (N, R), whose ``combine_outputs`` is the box bound."""
-        outs, hints = self.output_bounds(xl, xh)
-        return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
-            self.xp.stack(hints, axis=1)
+        with ``each`` the bounds per output (N, R), whose ``combine_outputs`` is the box bound.
+
+        With ``centred`` each output's bound is min(plain_o, C), C the centred bound of the
+        box (``centred_parts``), which bounds every output.
+        """
+        if not self.centred:
+            outs, hints = self.output_bounds(xl, xh)
+            return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
+                self.xp.stack(hints, axis=1)
+        plain, C, _, hints = self._centred(xl, xh)
+        per = self.xp.minimum(plain, C[:, None])
+        return (per if each else combine_outputs(per, self.xp)), self.xp.stack(hints, axis=1)
+
+    def centred_parts(self, xl, xh):
+        """The plain bounds per output (N, R), the centred bound C (N,) and the slopes (N, D).
+
+        The centred (mean-value) form on a box B with centre c (the shared spec, issue 17):
+        for every x in B and every output o,
+        |e_o(x)| <= |e_o(c)| + sum_i |x_i - c_i| sup_B |d_i e_o|, so
+        C = E_c + sum_i slope_i r_i bounds sup_B max_o |e_o| when slope_i >= sup_B |d_i e_o|
+        for every o and E_c >= max_o |e_o(c)|.  On small boxes C is the error at the centre
+        plus a term linear in the box's width, while the plain bound adds the widths of the
+        ranges of N and f over the box.  C is inf where anything is non-finite.
+        """
+        plain, C, slopes, _ = self._centred(xl, xh)
+        return plain, C, slopes
+
+    def _centred(self, xl, xh):
+        """``centred_parts`` and the box's hints (a list per (output, head))."""
+        xp = self.xp
+        N, D = xl.shape
+        dN = [[(xp.zeros(N), xp.zeros(N)) for _ in range(D)] for _ in self.heads]
+
+        def on_head(part):
+            o, h, _, lu, v, y = part
+            self._head_slopes(dN[o], lu, v, y, self.heads[o][h], *self._moves[o][h])
+
+        outs, hints = self._sum_heads(self._head_parts(xl, xh), N, on_head)
+        plain = error_from_outputs(outs, self.targets, self.inputs, xl, xh, xp, each=True)
+        slopes = self._slopes(dN, xl, xh)
+        # The centre: an interval [cl, ch] inside the float box around its float midpoint.
+        # The exact centre of the exact box (which the float box encloses within a few ulps)
+        # may lie just outside it, so the radius used is the largest distance from a point of
+        # [cl, ch] to the float box's ends: for any c' in [cl, ch],
+        # |c_exact - c'| + r_exact = max_{x in the exact box} |x - c'| <= max(xh - cl, ch - xl),
+        # so C is sound on the float box whichever c' in [cl, ch] is meant, and, up to the
+        # enclosures' own rounding, at least the C* the checker computes at the exact centre
+        # with the exact radii.  E_c is the plain bound on [cl, ch] with the box's hints.
+        with np.errstate(over="ignore", invalid="ignore"):
+            xm = 0.5 * (xl + xh)
+            cl = xp.maximum(iv.down(xm, xp), xl)
+            ch = xp.minimum(iv.up(xm, xp), xh)
+            r = xp.maximum(iv.up(xh - cl, xp), iv.up(ch - xl, xp))
+        outs_c, _ = self._sum_heads(self._head_parts(cl, ch, hints), N)
+        Ec = combine_outputs(error_from_outputs(outs_c, self.targets, self.inputs, cl, ch, xp, each=True), xp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            C = Ec
+            for i in range(D):
+                C = iv.up(C + iv.up(slopes[:, i] * r[:, i], xp), xp)
+        ok = xp.isfinite(C) & xp.all(xp.isfinite(slopes), axis=1) & xp.all(xp.isfinite(r), axis=1)
+        return plain, xp.where(ok, C, xp.inf), slopes, hints
+
+    def _head_slopes(self, dN, lu, v, Y, head, moves, fmoves):
+        """Add one head's enclosure of d_i y (each input i) to ``dN`` (a list of intervals).
+
+        Step 3 of the spec: with w the softmax weights, y the head output and
+        Ebar_i = sum_k w_k G_ki, the exact identity
+            d_i y = sum_j w_j [F_ji + (V_j - y)(G_ji - Ebar_i)]
+        holds at every x.  The shift by G_k*i cancels in G_ji - Ebar_i, so the unshifted
+        slopes are used: the same quantity as dG_ji - E_w dG_i, with values shared by all
+        boxes (sorted once).  With y in Y (the head-output enclosure), Ebar_i in its knapsack
+        enclosure and w feasible for the knapsack over [l, u], each bracket lies in
+        [ql_j, qh_j], and d_i y in [-knap_up(-ql), knap_up(qh)].
+        """
+        xp = self.xp
+        (l, u), (vl, vh), (Yl, Yh) = lu, v, Y
+        _, G, _, F, _, _ = head
+        with np.errstate(over="ignore", invalid="ignore"):
+            dv = None
+            for i, moving in enumerate(moves):
+                if not moving:
+                    continue  # no logit or value of this head moves with x_i: d_i y = 0
+                if dv is None:  # V_j - y over the box: [vl_j - Yh, vh_j - Yl]  (N, p)
+                    dv = (iv.down(vl - Yh[:, None], xp), iv.up(vh - Yl[:, None], xp))
+                gl, gh = G[0][:, i], G[1][:, i]
+                Pl, Ph = head_output_bounds(l, u, gl, gh, xp)
+                dg = (iv.down(gl[None, :] - Ph[:, None], xp), iv.up(gh[None, :] - Pl[:, None], xp))
+                ql, qh = iv.mul(dv, dg, xp)
+                if fmoves[i]:   # else F_ji = 0 exactly for every key: nothing to add
+                    ql = iv.down(F[0][None, :, i] + ql, xp)
+                    qh = iv.up(F[1][None, :, i] + qh, xp)
+                dN[i] = iv.add(dN[i], head_output_bounds(l, u, ql, qh, xp), xp)
+
+    def _slopes(self, dN, xl, xh):
+        """(N, D) upper bounds of sup_B |d_i e_o| over all outputs o (inf where non-finite),
+        from the enclosures ``dN[o][i]`` of d_i N_o and the target's interval derivative
+        (outputs without a target are skipped, as ``error_from_outputs`` does)."""
+        xp = self.xp
+        N, D = xl.shape
+        box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
+        slopes = xp.zeros((N, D))
+        with np.errstate(over="ignore", invalid="ignore"):
+            for dNo, tree in zip(dN, self.targets):
+                _, df = interval_gradient(tree, box, self.inputs, xp)
+                for i in range(D):
+                    lo, hi = iv.sub(dNo[i], df[i], xp)
+                    m = xp.maximum(xp.abs(lo), xp.abs(hi))
+                    m = xp.where(xp.isfinite(m), m, xp.inf)   # NaN and inf: no slope
+                    slopes[:, i] = xp.maximum(slopes[:, i], m)
+        return slopes
 
 
 def dependence(forms, targets, inputs):

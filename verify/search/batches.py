@@ -37,9 +37,11 @@ def backend_name(xp) -> str:
 class Job:
     """What every unit needs; pickles as (construction, backend) and is prepared once per process."""
 
-    def __init__(self, construction, backend: str = "numpy"):
+    def __init__(self, construction, backend: str = "numpy", enclosure: str = "plain", accept=None):
         self.construction = construction
         self.backend = backend
+        self.enclosure = enclosure   # "plain" or "centred" (verify.enclose.bounder)
+        self.accept = accept         # the search's acceptance level (where the centred bound is tried)
         self.token = uuid.uuid4().hex
         self._prepared = None
         self._blob = None
@@ -63,11 +65,12 @@ class Job:
             src._blob = pickle.dumps(self.construction, protocol=pickle.HIGHEST_PROTOCOL)
         self._blob = src._blob
         return {"blob": self._blob, "backend": self.backend, "token": self.token,
-                "modes": (self.each, self.bound, self.observe)}
+                "modes": (self.each, self.bound, self.observe), "enclosure": (self.enclosure, self.accept)}
 
     def __setstate__(self, state):
         self.backend, self.token, self._blob = state["backend"], state["token"], state["blob"]
         self.each, self.bound, self.observe = state.get("modes", (False, True, True))
+        self.enclosure, self.accept = state.get("enclosure", ("plain", None))
         self._prepared = None
         self._shared = True
         hit = _PREPARED.get(self.token)
@@ -81,7 +84,7 @@ class Job:
             if hit is None:
                 xp = backend_module(self.backend)
                 c = self.construction
-                hit = (xp, Domain(c.domain, xp), make_bounder(c, xp), float_weights(c.network, xp), c)
+                hit = (xp, Domain(c.domain, xp), make_bounder(c, xp, self.enclosure, self.accept), float_weights(c.network, xp), c)
                 if self._shared:
                     if len(_PREPARED) > 4:
                         _PREPARED.clear()

@@ -21,6 +21,7 @@ from constructions.exact import parse_rational
 
 from ..enclose import interval as iv
 from ..enclose.affine import combine_outputs
+from ..enclose.bounder import resolve_enclosure
 from ..enclose.target import interval_eval
 from . import checkpoint as ckpt
 from .batches import Job, backend_name
@@ -98,7 +99,7 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             xp=np, batch: int = 8192, progress: bool | None = None, executor=None,
             checkpoint=None, resume: bool = False, checkpoint_every: float = 30.0,
             drop_checkpoint: bool = True, min_units: int = 1, split: str = "gain",
-            outputs: str = "auto") -> CertifyResult:
+            outputs: str = "auto", enclosure: str = "auto") -> CertifyResult:
     """Prove sup over the domain of |network - target| < eps, or refute it, or give up.
 
     Each generation's boxes are cut into batches (work units) run on ``executor`` (any
@@ -122,6 +123,11 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     ``outputs="auto"`` (default) certifies groups of outputs that share no input one after the
     other, each with its own paving of the whole domain (``outputs.output_groups``; group n's
     checkpoint is ``outputs.group_checkpoint(checkpoint, n)``); ``"joint"`` keeps one paving.
+
+    ``enclosure`` ("auto", "plain", "centred"; verify.enclose.bounder): "centred" bounds each box
+    by the tighter of the plain interval bound and the centred (mean-value) bound, whose error
+    shrinks like the square of the box width; a leaf bounded by the latter keeps its slopes as
+    evidence for the checker.  "auto" is centred wherever it applies.
     """
     if split not in ("gain", "widest"):
         raise ValueError(f"unknown split rule {split!r} (gain or widest)")
@@ -133,7 +139,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     t0 = time.perf_counter()
     eps_f = float(eps)
     accept = eps_f * (1.0 - ACCEPT_MARGIN)
-    job = Job(construction, backend_name(xp))
+    enclosure = resolve_enclosure(construction, enclosure)
+    job = Job(construction, backend_name(xp), enclosure, accept)
     _, domain, bounder, _ = job.prepared()
     if progress is None:
         progress = sys.stderr.isatty()
@@ -143,9 +150,9 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
             return _certify_groups(construction, eps, groups, t0, dict(
                 max_boxes=max_boxes, time_limit=time_limit, xp=xp, batch=batch, progress=progress,
                 executor=executor, checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
-                drop_checkpoint=drop_checkpoint, min_units=min_units, split=split))
+                drop_checkpoint=drop_checkpoint, min_units=min_units, split=split, enclosure=enclosure))
     D = domain.D
-    key = ckpt.job_key(construction, eps) if checkpoint is not None else None
+    key = ckpt.job_key(construction, eps, f"paving/{enclosure}") if checkpoint is not None else None
     if resume:
         if checkpoint is None:
             raise ValueError("resume needs a checkpoint file")
@@ -282,6 +289,8 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     if corner_err > obs_best:
         obs_best, witness = corner_err, tuple(Fraction(v) for v in corner)
     leaves.sort(key=lambda l: l.path)
+    if enclosure == "centred":
+        leaves = _with_slopes(job, leaves, batch)
     terms = []
     if getattr(construction, "chain", ()):
         from ..enclose.chain import chain_terms
@@ -291,6 +300,34 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
                          leaves=leaves, tree=tree_string([l.path for l in leaves]),
                          boxes_evaluated=evaluated, seconds=seconds, terms=terms,
                          evidence=dict(getattr(bounder, "evidence", {})), split_boxes=split_boxes)
+
+
+def _with_slopes(job, leaves, batch):
+    """The leaves whose bound is the centred one, with their slopes (the checker's evidence).
+
+    The bounds are computed again here with the same code and floats as in the search, so each
+    leaf takes the same branch (plain or centred) and the same stated bound."""
+    xp, domain, bounder, _ = job.prepared()
+    out = []
+    for s in range(0, len(leaves), batch):
+        part = leaves[s:s + batch]
+        I = xp.asarray(np.array([l.i for l in part], dtype=np.int64))
+        K = xp.asarray(np.array([l.k for l in part], dtype=np.int64))
+        xl, xh = domain.enclose(I, K)
+        plain, C, slopes, hints = bounder.centred_leaves(xl, xh)
+        plain, C, slopes = _host(plain), _host(C), _host(slopes)
+        hints = None if hints is None else _host(hints)
+        for n, l in enumerate(part):
+            if C[n] < plain[n]:
+                out.append(dataclasses.replace(l, bound=stated(float(C[n])), hints=tuple(int(v) for v in hints[n]),
+                                               slopes=tuple(float(v) for v in slopes[n])))
+            else:
+                out.append(dataclasses.replace(l, bound=stated(float(plain[n])), slopes=()))
+    return out
+
+
+def _host(a):
+    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 def _certify_groups(construction, eps, groups, t0, kw) -> CertifyResult:

@@ -21,12 +21,14 @@ MAX_LEVEL = 50  # i/2^k stays exact in float64
 
 @dataclass
 class Leaf:
-    """A finished box of the paving: its tree path, dyadic indices, proved bound and hints."""
+    """A finished box of the paving: its tree path, dyadic indices, proved bound and hints; and,
+    when its bound is the centred one, the slope bound per input (else empty)."""
     path: str
     i: tuple
     k: tuple
     bound: float
     hints: tuple
+    slopes: tuple = ()
 
 
 class Domain:
