@@ -85,6 +85,18 @@ def four_d(time_limit: float) -> None:
               f"{'-' if chk is None else f'{chk:.1f}'} |")
 
 
+def _rebuild(name, params):
+    """The library's construction from its stored parameters (float64=1: the float64 weights)."""
+    from constructions.exact import ParameterError
+    from constructions.float64 import to_float64
+    f64 = str(params.pop("float64", "0")) == "1"
+    try:
+        return constructions.build(name, **params, **({"float64": 1} if f64 else {}))
+    except ParameterError:
+        c = constructions.build(name, **params)
+        return to_float64(c) if f64 else c
+
+
 def checker() -> None:
     print("\n### Checker time against certify time (same run)\n")
     print("| certificate | enclosure | boxes | certify s | check s | check/certify |")
@@ -101,7 +113,7 @@ def checker() -> None:
     cases.append(("ramp p=201 kappa=30 at 1.02 x sup", "ramp", {"p": 201, "kappa": 30},
                   str(Fraction(1.02 * sup).limit_denominator(10 ** 7))))
     for label, name, params, eps in cases:
-        c = constructions.build(name, **params)
+        c = _rebuild(name, dict(params))
         r, secs, chk = _run(c, eps, "auto")
         if chk is None:
             print(f"| {label} | auto | {r.status} | {secs:.2f} | - | - |")
