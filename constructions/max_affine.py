@@ -67,6 +67,19 @@ def _parse_targets(f: str, D: int, n_out: int):
     return trees
 
 
+def _map_size(p: dict, seq: bool = False) -> int:
+    """Tokens of a [MAP] grid before it is built (0 when G comes from the recipe, sized when built):
+    G^D anchors (n G^D for seq2seq) plus the query tokens."""
+    G = int(p.get("G") or 0)
+    if G <= 0:
+        return 0
+    if seq:
+        n, D = int(p.get("n") or 1), int(p.get("d") or 1) * int(p.get("n") or 1)
+        return n * (1 + G ** min(D, 64))
+    D = int(p.get("D") or 0) or _infer_D(str(p.get("f", "x0")))
+    return G ** min(D, 64) + 1
+
+
 def _infer_D(f: str) -> int:
     try:
         trees = [parse(p.strip()) for p in f.split(";")]
@@ -592,6 +605,7 @@ register(Spec(
     + (Param("G", "int", "20", "grid cells per dimension (0: the a-priori recipe from eps)"),) + _COMMON[4:]
     + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}", "none"),),
     builder=build_max_affine,
+    size=_map_size,
 ))
 
 register(Spec(
@@ -602,6 +616,7 @@ register(Spec(
     + (Param("G", "int", "20", "grid cells per dimension"),) + _COMMON[4:]
     + (Param("partition", "choice", "", "JSON file with a user partition {a, b, values}", "none"),),
     builder=build_cross,
+    size=_map_size,
 ))
 
 register(Spec(
@@ -612,4 +627,5 @@ register(Spec(
             Param("d_o", "int", "1", "output features per token")) + _COMMON[:3]
     + (Param("G", "int", "20", "grid cells per dimension"),) + _COMMON[4:],
     builder=build_seq,
+    size=lambda p: _map_size(p, seq=True),
 ))
