@@ -93,7 +93,8 @@ class Job:
         return self._prepared
 
 
-def _host(a):
+def host(a):
+    """A backend array as a host NumPy array (CuPy's .get(); NumPy as is)."""
     return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
@@ -123,12 +124,12 @@ def evaluate_batch(job: Job, I, K):
         xl, xh = domain.enclose(Id, Kd)
         if job.bound:
             b, h = bounder.error_bounds(xl, xh, each=True) if job.each else bounder.error_bounds(xl, xh)
-            bs.append(_host(b).astype(np.float64))
-            hs.append(_host(h).astype(np.int64))
+            bs.append(host(b).astype(np.float64))
+            hs.append(host(h).astype(np.int64))
         if job.observe:
             o, xm = observed_at_centres(job.construction, weights, xl, xh, xp)
             j = int(xp.argmax(o))
-            top = _host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
+            top = host(xp.concatenate([o[j:j + 1], xm[j]]))   # one transfer for the observed point
             # keep what one argmax over the whole unit would pick: the first largest, or the first NaN
             if best is None or (not np.isnan(best[0]) and not top[0] <= best[0]):
                 best = top

@@ -24,7 +24,7 @@ from ..enclose.affine import combine_outputs
 from ..enclose.bounder import resolve_enclosure
 from ..enclose.target import interval_eval
 from . import checkpoint as ckpt
-from .batches import Job, backend_name
+from .batches import Job, backend_name, host
 from .executors import run_units
 from .outputs import group_checkpoint, output_groups, restrict, separable
 from .paving import (MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
@@ -315,8 +315,8 @@ def _with_slopes(job, leaves, batch):
         K = xp.asarray(np.array([l.k for l in part], dtype=np.int64))
         xl, xh = domain.enclose(I, K)
         plain, C, slopes, hints = bounder.centred_leaves(xl, xh)
-        plain, C, slopes = _host(plain), _host(C), _host(slopes)
-        hints = None if hints is None else _host(hints)
+        plain, C, slopes = host(plain), host(C), host(slopes)
+        hints = None if hints is None else host(hints)
         for n, l in enumerate(part):
             if C[n] < plain[n]:
                 out.append(dataclasses.replace(l, bound=stated(float(C[n])), hints=tuple(int(v) for v in hints[n]),
@@ -324,10 +324,6 @@ def _with_slopes(job, leaves, batch):
             else:
                 out.append(dataclasses.replace(l, bound=stated(float(plain[n])), slopes=()))
     return out
-
-
-def _host(a):
-    return np.asarray(a.get() if hasattr(a, "get") else a)
 
 
 def _certify_groups(construction, eps, groups, t0, kw) -> CertifyResult:
