@@ -14,16 +14,20 @@ With dG_j = G_j - G_k* (k* the hint) and P_i = sum_j w_j dG_ji, exactly for ever
     d_i y = sum_j w_j q_ji,   q_ji = F_ji + (V_j - y)(dG_ji - P_i).
 Over B: y lies in the head's enclosure Y = [Yl, Yh] and w is feasible for the knapsack
 l <= w <= u, sum w = 1 (``core.head_parts``: the very bounds of ``box_bound``), so P_i lies in
-Pbar_i = [-knap(-dG_i), knap(dG_i)], each q_ji in F_ji + [vl_j - Yh, vh_j - Yl] x
-[dG_ji - Ph_i, dG_ji - Pl_i] =: [ql_ji, qh_ji], and d_i y in [-knap(-ql_i), knap(qh_i)], where
-knap is ``core.knapsack_upper`` (weak LP duality: an upper end for every feasible w).
+Pbar_i = [-knap(-dG_i), knap(dG_i)], where knap is ``core.knapsack_upper`` (weak LP duality: an
+upper end for every feasible w).  For any constants alpha and gamma_i, as sum w = 1,
+    sum_j w_j (V_j - y)(dG_ji - P_i) = sum_j w_j (V_j - alpha)(dG_ji - gamma_i) - (y - alpha)(P_i - gamma_i),
+so with alpha, gamma_i the exact midpoints of Y and Pbar_i each q'_ji = F_ji + (V_j - alpha)(dG_ji - gamma_i)
+lies in F_ji + [vl_j - alpha, vh_j - alpha] x [dG_ji - gamma_i] =: [ql_ji, qh_ji] and
+    d_i y in [-knap(-ql_i), knap(qh_i)] - (Y - alpha) x (Pbar_i - gamma_i):
+the product of two wide intervals of the direct form becomes a product of two half-widths.
 
 Lumped tail.  When ``head_parts`` lumps the keys T whose gap ends below core.TAIL_GAP into one
 entry of weight m = sum_T w_j in [0, min(1, tau)] (its docstring), the same entry stands for
 them here: sum_T w_j dG_ji = m * (a convex combination of the dG_ji, j in T) lies between
 m min_T dG_ji and m max_T dG_ji, so the tail enters the knapsack for P_i as one key of weight m
 and value max_T dG_ji (upper end) or min_T dG_ji (lower end); likewise every q_ji, j in T, lies
-in [min_T F_ji, max_T F_ji] + [V_lo - Yh, V_hi - Yl] x [min_T dG_ji - Ph_i, max_T dG_ji - Pl_i],
+in [min_T F_ji, max_T F_ji] + [V_lo - alpha, V_hi - alpha] x [min_T dG_ji - gamma_i, max_T dG_ji - gamma_i],
 whose ends make the tail's entry in the knapsack for d_i y.  (a_A, m) is feasible for both, so
 the bounds hold with the tail as they do densely.
 
@@ -38,7 +42,8 @@ from fractions import Fraction
 
 from flint import arb, fmpq
 
-from .core import (REL_SLACK, BoxError, Invalid, box_bound, box_env, head_parts, knapsack_upper, prepare_heads,
+from .core import (REL_SLACK, BoxError, Invalid, box_bound, box_env, head_parts, knapsack_floats, knapsack_upper,
+                   prepare_heads,
                    rat, undercuts)
 
 
@@ -47,12 +52,8 @@ def _qbox(box):
              hi if isinstance(hi, fmpq) else fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
 
 
-def _prod(a_lo, a_hi, b_lo, b_hi):
-    """Exact ends of an enclosure of [a_lo, a_hi] x [b_lo, b_hi] (NaN when any end is not finite)."""
-    if not (a_lo.is_finite() and a_hi.is_finite() and b_lo.is_finite() and b_hi.is_finite()):
-        n = arb.nan()
-        return n, n
-    ps = (a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi)
+def _hull(ps):
+    """Exact ends of the hull of Arb balls."""
     lo, hi = ps[0].lower(), ps[0].upper()
     for p in ps[1:]:
         pl, ph = p.lower(), p.upper()
@@ -61,49 +62,94 @@ def _prod(a_lo, a_hi, b_lo, b_hi):
     return lo, hi
 
 
+def _prod(a_lo, a_hi, b_lo, b_hi):
+    """Exact ends of an enclosure of [a_lo, a_hi] x [b_lo, b_hi] (NaN when any end is not finite).
+    The ends are exact (arb points), so their signs are decided and the corners that give the
+    exact extremes are known (the usual nine cases): each returned end is the lower (upper) end of
+    the Arb product at that corner, so the exact extreme lies in the returned range."""
+    if not (a_lo.is_finite() and a_hi.is_finite() and b_lo.is_finite() and b_hi.is_finite()):
+        n = arb.nan()
+        return n, n
+    if not (a_lo.is_exact() and a_hi.is_exact() and b_lo.is_exact() and b_hi.is_exact()
+            and a_lo <= a_hi and b_lo <= b_hi):   # else the hull of the four corners
+        ps = (a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi)
+        return _hull(ps)
+    if b_lo >= 0:
+        if a_lo >= 0:
+            return (a_lo * b_lo).lower(), (a_hi * b_hi).upper()
+        if a_hi <= 0:
+            return (a_lo * b_hi).lower(), (a_hi * b_lo).upper()
+        return (a_lo * b_hi).lower(), (a_hi * b_hi).upper()
+    if b_hi <= 0:
+        if a_lo >= 0:
+            return (a_hi * b_lo).lower(), (a_lo * b_hi).upper()
+        if a_hi <= 0:
+            return (a_hi * b_hi).lower(), (a_lo * b_lo).upper()
+        return (a_hi * b_lo).lower(), (a_lo * b_lo).upper()
+    if a_lo >= 0:
+        return (a_hi * b_lo).lower(), (a_hi * b_hi).upper()
+    if a_hi <= 0:
+        return (a_lo * b_hi).lower(), (a_lo * b_lo).upper()
+    lo = arb.min((a_lo * b_hi).lower(), (a_hi * b_lo).lower())
+    hi = arb.max((a_lo * b_lo).upper(), (a_hi * b_hi).upper())
+    return lo, hi
+
+
+def _first_outside(order, live):
+    """The first key of ``order`` that is not in ``live``."""
+    for j in order:
+        if j not in live:
+            return j
+    raise ValueError("every key is live")
+
+
 def head_derivatives(prep, hn, ks, qbox):
     """[(lo, hi) per input]: enclosures of d_i y of head ``hn`` (flat index) over the exact box,
-    with hint ``ks`` (see the module docstring)."""
-    c, G, e, F = prep.flat[hn]
+    with hint ``ks`` (see the module docstring).  The tail's extremes min_T / max_T of dG_ji and
+    F_ji are read off the keys presorted by their exact values (``PreparedHeads.slope_table``):
+    the first key outside the live ones, the very numbers a scan over T gives."""
+    c = prep.flat[hn][0]
     D = len(qbox)
     if not 0 <= ks < len(c):
         raise Invalid("hint names an anchor that does not exist")
     y_lo, y_hi, act, l, u, vl, vh = head_parts(prep, hn, ks, qbox)
-    _, dG = prep.gaps(hn, ks)
-    const = prep.const[hn]
-    tail = None
-    if len(l) > len(act):
-        live = set(act)
-        tail = [j for j in range(len(c)) if j not in live]
-    # V_j - y over the box, per entry (the tail's entry last)
-    a_lo = [(x - y_hi).lower() for x in vl]
-    a_hi = [(x - y_lo).upper() for x in vh]
+    table = prep.slope_table(hn, ks)
+    has_tail = len(l) > len(act)
+    live = set(act) if has_tail else None
+    # V_j - alpha over the box, per entry (the tail's entry last); alpha exact, the midpoint of Y
+    alpha = ((y_lo + y_hi) / 2).mid()
+    a_lo = [(x - alpha).lower() for x in vl]
+    a_hi = [(x - alpha).upper() for x in vh]
+    dy_lo, dy_hi = (y_lo - alpha).lower(), (y_hi - alpha).upper()
+    lu = knapsack_floats(l, u)
     out = []
     for i in range(D):
-        g_lo = [arb(dG[j][i]).lower() for j in act]
-        g_hi = [arb(dG[j][i]).upper() for j in act]
+        glo_all, ghi_all, g_up, g_down, flo_all, fhi_all, f_up, f_down = table[i]
+        g_lo = [glo_all[j] for j in act]
+        g_hi = [ghi_all[j] for j in act]
         f_lo = f_hi = None
-        if not const:
-            f_lo = [arb(F[j][i]).lower() for j in act]
-            f_hi = [arb(F[j][i]).upper() for j in act]
-        if tail is not None:
-            tg = [dG[j][i] for j in tail]
-            g_lo.append(arb(min(tg)).lower())
-            g_hi.append(arb(max(tg)).upper())
-            if not const:
-                tf = [F[j][i] for j in tail]
-                f_lo.append(arb(min(tf)).lower())
-                f_hi.append(arb(max(tf)).upper())
-        p_hi = knapsack_upper(l, u, g_hi)
-        p_lo = -knapsack_upper(l, u, [-x for x in g_lo])
+        if flo_all is not None:
+            f_lo = [flo_all[j] for j in act]
+            f_hi = [fhi_all[j] for j in act]
+        if has_tail:
+            g_lo.append(glo_all[_first_outside(g_up, live)])
+            g_hi.append(ghi_all[_first_outside(g_down, live)])
+            if f_lo is not None:
+                f_lo.append(flo_all[_first_outside(f_up, live)])
+                f_hi.append(fhi_all[_first_outside(f_down, live)])
+        p_hi = knapsack_upper(l, u, g_hi, None, lu)
+        p_lo = -knapsack_upper(l, u, [-x for x in g_lo], None, lu)
+        gamma = ((p_lo + p_hi) / 2).mid()
         q_lo, q_hi = [], []
         for j in range(len(l)):
-            lo, hi = _prod(a_lo[j], a_hi[j], (g_lo[j] - p_hi).lower(), (g_hi[j] - p_lo).upper())
+            lo, hi = _prod(a_lo[j], a_hi[j], (g_lo[j] - gamma).lower(), (g_hi[j] - gamma).upper())
             if f_lo is not None:
                 lo, hi = (lo + f_lo[j]).lower(), (hi + f_hi[j]).upper()
             q_lo.append(lo)
             q_hi.append(hi)
-        out.append((-knapsack_upper(l, u, [-x for x in q_lo]), knapsack_upper(l, u, q_hi)))
+        c_lo, c_hi = _prod(dy_lo, dy_hi, (p_lo - gamma).lower(), (p_hi - gamma).upper())
+        out.append(((-knapsack_upper(l, u, [-x for x in q_lo], None, lu) - c_hi).lower(),
+                    (knapsack_upper(l, u, q_hi, None, lu) - c_lo).upper()))
     return out
 
 

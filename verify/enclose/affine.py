@@ -194,32 +194,39 @@ class AffineBounder:
         """Add one head's enclosure of d_i y (each input i) to ``dN`` (a list of intervals).
 
         Step 3 of the spec: with w the softmax weights, y the head output and
-        Ebar_i = sum_k w_k G_ki, the exact identity
-            d_i y = sum_j w_j [F_ji + (V_j - y)(G_ji - Ebar_i)]
-        holds at every x.  The shift by G_k*i cancels in G_ji - Ebar_i, so the unshifted
-        slopes are used: the same quantity as dG_ji - E_w dG_i, with values shared by all
-        boxes (sorted once).  With y in Y (the head-output enclosure), Ebar_i in its knapsack
-        enclosure and w feasible for the knapsack over [l, u], each bracket lies in
-        [ql_j, qh_j], and d_i y in [-knap_up(-ql), knap_up(qh)].
+        P_i = sum_k w_k G_ki, the exact identity
+            d_i y = sum_j w_j [F_ji + (V_j - y)(G_ji - P_i)]
+        holds at every x.  Expanding around constants alpha and gamma_i (any numbers: sum w = 1)
+            d_i y = sum_j w_j [F_ji + (V_j - alpha)(G_ji - gamma_i)] - (y - alpha)(P_i - gamma_i),
+        so with alpha and gamma_i the midpoints of the enclosures Y of y and Pbar_i of P_i the
+        first sum is a knapsack whose per-key values are (nearly) exact when the values do not
+        move, and the second term is a product of two half-widths: the enclosure's width
+        shrinks with the box instead of carrying the product of two wide intervals.  The
+        shift by G_k*i cancels, so the unshifted slopes are used (values shared by all boxes).
         """
         xp = self.xp
         (l, u), (vl, vh), (Yl, Yh) = lu, v, Y
         _, G, _, F, _, _ = head
         with np.errstate(over="ignore", invalid="ignore"):
-            dv = None
+            dv = dy = None
             for i, moving in enumerate(moves):
                 if not moving:
                     continue  # no logit or value of this head moves with x_i: d_i y = 0
-                if dv is None:  # V_j - y over the box: [vl_j - Yh, vh_j - Yl]  (N, p)
-                    dv = (iv.down(vl - Yh[:, None], xp), iv.up(vh - Yl[:, None], xp))
+                if dv is None:  # V_j - alpha over the box, and y - alpha  (alpha: a float, exact)
+                    alpha = 0.5 * (Yl + Yh)
+                    dv = (iv.down(vl - alpha[:, None], xp), iv.up(vh - alpha[:, None], xp))
+                    dy = (iv.down(Yl - alpha, xp), iv.up(Yh - alpha, xp))
                 gl, gh = G[0][:, i], G[1][:, i]
                 Pl, Ph = head_output_bounds(l, u, gl, gh, xp)
-                dg = (iv.down(gl[None, :] - Ph[:, None], xp), iv.up(gh[None, :] - Pl[:, None], xp))
+                gamma = 0.5 * (Pl + Ph)
+                dg = (iv.down(gl[None, :] - gamma[:, None], xp), iv.up(gh[None, :] - gamma[:, None], xp))
                 ql, qh = iv.mul(dv, dg, xp)
                 if fmoves[i]:   # else F_ji = 0 exactly for every key: nothing to add
                     ql = iv.down(F[0][None, :, i] + ql, xp)
                     qh = iv.up(F[1][None, :, i] + qh, xp)
-                dN[i] = iv.add(dN[i], head_output_bounds(l, u, ql, qh, xp), xp)
+                sl, sh = head_output_bounds(l, u, ql, qh, xp)
+                cl, ch = iv.mul(dy, (iv.down(Pl - gamma, xp), iv.up(Ph - gamma, xp)), xp)
+                dN[i] = iv.add(dN[i], (iv.down(sl - ch, xp), iv.up(sh - cl, xp)), xp)
 
     def _slopes(self, dN, xl, xh):
         """(N, D) upper bounds of sup_B |d_i e_o| over all outputs o (inf where non-finite),
