@@ -6,7 +6,8 @@ forms the affine logits and values itself, rebuilds the paving from the bisectio
 tree in exact rationals (so the boxes tile the domain by construction), and bounds
 each box with python-flint's Arb.  A bug in the searcher cannot vouch for itself.  A box of a
 one-layer "affine" Linf paving (or output group) whose "slopes" entry is not empty is a centred
-box: its slopes and its bound are confirmed by the centred (mean-value) bound (check/centred.py).
+box: its slopes and its bound are confirmed by the centred (mean-value) bound (check/centred.py;
+for a layered paving, check/layered.py's centred bound).
 
 Every number the certificate states is confirmed or the check fails: a stored bound may
 undercut the checker's own by at most core.REL_SLACK of itself (never a slack in eps); the
@@ -36,7 +37,7 @@ from .core import (DEFAULT_MAX_P, DEFAULT_MAX_WORK, LEMMA_TIMEOUT_MS, MAX_NESTIN
                    CheckReport, Invalid, LimitExceeded, affine_heads, box_bound, prepare_heads, check_tiling, exact_cell, float_up,
                    fr, leaves, rat, sha, undercuts)
 from .grid import GridCheck, GridClaimError
-from .layered import LayeredNet, check_chain, layered_box_bound
+from .layered import LayeredNet, check_chain, layered_box_bound, layered_centred_bound
 from .lp import check_lp, lp_norm
 from .mesh import mesh_bound
 from .partition import check_partition
@@ -413,9 +414,8 @@ def _witness(doc, domain):
 
 def _check_slopes(slopes, n_boxes, D, where, *, layered=False, lp=False, bounder="affine"):
     """The shape of a (schema-valid) "slopes" list: aligned with the boxes, each entry [] or D
-    slopes, and only where the centred bound is defined (bounder affine, one layer, Linf)."""
-    if layered:
-        raise Invalid(f"{where}: slopes (centred boxes) are checked for one-layer networks only")
+    slopes, and only where the centred bound is defined (bounder affine, one layer or layered
+    (check/layered.py's centred bound), Linf)."""
     if lp:
         raise Invalid(f"{where}: slopes (centred boxes) are checked for Linf certificates only")
     if bounder not in ("affine", "grid"):
@@ -623,6 +623,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
                       bounder=ev.get("bounder", "affine"))
     if layered:
         bound = layered_bound
+        centred = layered_centred_bound(model, doc["target"], domain)   # slopes and bound re-derived
     else:
         def bound(box, hints):
             return box_bound(box, heads_all, targets, hints, prep)
@@ -653,7 +654,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
         else:
             stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
                                                             n_hints=n_hints, lp=lp is not None, tick=bar.update,
-                                                            slopes=slopes, centred=None if layered else centred,
+                                                            slopes=slopes, centred=centred,
                                                             n_centred_hints=None if layered else
                                                             sum(len(p) for p in heads_all))
         if stored_max != max_bound:

@@ -5,14 +5,30 @@ key differences and values as exact affine functions of x (fmpq), later layers' 
 as Arb balls, and bounds every softmax in the logit-gap form against a leader k* that
 it picks itself at the box centre (any leader is sound), and every weighted sum by weak
 LP duality.  The first layer's ball outputs enter the next layer's logits directly.
+
+Centred boxes (``layered_centred_bound``).  A box that carries slopes is bounded by
+C* = E_c* + sum_i s*_i r_i: E_c* the box bound at the exact centre (same hints), r_i the exact
+half-widths, s*_i >= sup_B |d_i (N_o - f_o)| for every output o, from a forward-mode pass
+(``LayeredNet.split_derivatives``) that carries, for every token entry, the exact ends of an
+enclosure of its value and of each partial derivative: exact rationals through layer 1's
+affine forms, interval ends (pairs of exact arbs, products from the four end products, never
+ball products) after.  A softmax output y = sum_j a_j V_j with a = softmax(s) satisfies, at every
+x, d_i y = sum_j a_j [d_i V_j + (V_j - y)(d_i s_j - P_i)] with P_i = sum_k a_k d_i s_k (d_i a_j =
+a_j (d_i s_j - P_i); the same for gaps s_j - s_k*, the shift cancels).  Over the box a lies in the
+knapsack polytope of its weight bounds, y in its enclosure, so P_i lies in the knapsack
+enclosure of the d_i s_j, each bracket in an interval, and d_i y in the knapsack enclosure of
+those intervals (weak LP duality).  A final softmax entry has d_i a_c = a_c (d_i s_c - P_i).
+The target's derivative is ``bounds_and_gradient``; a NaN or infinite end makes the slope
+infinite (BoxError: no centred bound).  A stored slope that undercuts the checker's own is
+Invalid (beyond REL_SLACK of C*, as in check/centred.py).
 """
 from __future__ import annotations
 
 from flint import arb, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .core import (Invalid, affine_range as _affine_range, box_env, knapsack_upper as _knapsack, mat, rat,
-                   float_up, softmax_weight_bounds, target_error, undercuts)
+from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env,
+                   knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds, target_error, undercuts)
 
 
 def _mm(A, B):
@@ -48,6 +64,111 @@ def _combine(l, u, vals):
     if not (hi.is_finite() and lo.is_finite()):
         return arb("nan")
     return lo.union(hi)
+
+
+# -- interval ends (pairs of exact arbs) for the derivative pass of the centred bound
+def _qa(lo, hi):
+    """Exact arb ends enclosing the fmpq interval [lo, hi]."""
+    return arb(lo).lower(), arb(hi).upper()
+
+
+def _iadd(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return (a[0] + b[0]).lower(), (a[1] + b[1]).upper()
+
+
+def _isub(a, b):
+    return (a[0] - b[1]).lower(), (a[1] - b[0]).upper()
+
+
+def _imul(a, b):
+    """Exact ends of an enclosure of [a] x [b] (NaN when an end is not finite)."""
+    if not (a[0].is_finite() and a[1].is_finite() and b[0].is_finite() and b[1].is_finite()):
+        n = arb.nan()
+        return n, n
+    ps = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    lo, hi = ps[0].lower(), ps[0].upper()
+    for p in ps[1:]:
+        pl, ph = p.lower(), p.upper()
+        lo = pl if pl < lo else lo
+        hi = ph if ph > hi else hi
+    return lo, hi
+
+
+def _iconst(a, c):
+    """[a] times the exact rational c."""
+    if c == 0:
+        return arb(0), arb(0)
+    return _imul(a, _qa(c, c))
+
+
+def _qscale(c, lo, hi):
+    """Exact fmpq range of c * [lo, hi]."""
+    return (c * lo, c * hi) if c >= 0 else (c * hi, c * lo)
+
+
+def _krange(l, u, ends):
+    """Ends of the knapsack enclosure of sum_j a_j v_j, v_j in [lo_j, hi_j] (``ends``)."""
+    return -_knapsack(l, u, [-e[0] for e in ends]), _knapsack(l, u, [e[1] for e in ends])
+
+
+def _softmax_d(l, u, V, Y, dS, dV):
+    """Derivative enclosures of a softmax output y_c = sum_j a_j V_jc, per input (None: exactly 0)
+    and per column: d_i y_c = sum_j a_j [dV_ijc + (V_jc - y_c)(dS_ij - P_i)], P_i = sum_k a_k dS_ik,
+    with P_i in the knapsack enclosure of the dS_ij and the bracket's ends from interval
+    products (the identity and the argument are in the module docstring)."""
+    e = len(Y)
+    out = []
+    A = [[((V[j][c][0] - Y[c][1]).lower(), (V[j][c][1] - Y[c][0]).upper()) for j in range(len(V))]
+         for c in range(e)]
+    for ds, dv in zip(dS, dV):
+        if ds is None and dv is None:
+            out.append(None)
+            continue
+        g = None
+        if ds is not None:
+            Pl, Ph = _krange(l, u, ds)
+            g = [((x[0] - Ph).lower(), (x[1] - Pl).upper()) for x in ds]
+        cols = []
+        for c in range(e):
+            q = [None] * len(V)
+            if g is not None:
+                q = [_imul(A[c][j], g[j]) for j in range(len(V))]
+            if dv is not None:
+                q = [_iadd(a, dv[j][c]) for j, a in enumerate(q)]
+            cols.append(_krange(l, u, q))
+        out.append(cols)
+    return out
+
+
+def _dsum(a, b):
+    """Sum of two per-input derivative lists of nested [row][col] interval ends (None: 0)."""
+    if a is None:
+        return b
+    out = []
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            out.append(x if y is None else y)
+        else:
+            out.append([[_iadd(p, q) for p, q in zip(rx, ry)] for rx, ry in zip(x, y)])
+    return out
+
+
+def _rows_times(Z, M):
+    """Interval rows (lists of ends) times an exact matrix: [[sum_t Z_rt M_tc]]."""
+    cols = len(M[0])
+    return [[_sum_terms([_iconst(row[t], M[t][c]) for t in range(len(M)) if M[t][c] != 0]) for c in range(cols)]
+            for row in Z]
+
+
+def _sum_terms(terms):
+    acc = (arb(0), arb(0))
+    for t in terms:
+        acc = _iadd(acc, t)
+    return acc
 
 
 class LayeredNet:
@@ -272,6 +393,223 @@ class LayeredNet:
         return outs
 
 
+    # -- the derivative pass of the centred bound (forward mode, interval ends throughout)
+    def _pre(self, h, qrows, krows):
+        """Layer 1's exact affine forms of one head (cached: they do not depend on the box)."""
+        if "pre" not in h:
+            qc = _mm([self.const[r] for r in qrows], h["wq"])
+            qG = [_mm([E[r] for r in qrows], h["wq"]) for E in self.lins]
+            kc = _mm([self.const[r] for r in krows], h["wk"])
+            kG = [_mm([E[r] for r in krows], h["wk"]) for E in self.lins]
+            vc = _mm([self.const[r] for r in krows], h["wvo"])
+            vG = h.get("vG_adj") or [_mm([E[r] for r in krows], h["wvo"]) for E in self.lins]
+            h["pre"] = (qc, qG, kc, kG, vc, vG)
+        return h["pre"]
+
+    def _first_d(self, qrows, krows, heads, qbox, xm):
+        """Layer 1: (values [row][col] ends, derivatives per input: None or [row][col] ends)."""
+        D = len(qbox)
+        Y = dY = None
+        for h in heads:
+            qc, qG, kc, kG, vc, vG = self._pre(h, qrows, krows)
+            dk, e, nk = len(qc[0]), len(vc[0]), len(krows)
+            V = [[_qa(*_affine_range(vc[j][c], [vG[i][j][c] for i in range(D)], qbox)) for c in range(e)]
+                 for j in range(nk)]
+            dV = [None if all(v == 0 for r in vG[i] for v in r) else [[_qa(v, v) for v in r] for r in vG[i]]
+                  for i in range(D)]
+            if nk == 1:  # a softmax over one key is exactly 1: the output is that key's value
+                out = [list(V[0]) for _ in qrows]
+                dout = [None if d is None else [list(d[0]) for _ in qrows] for d in dV]
+                for _ in qrows:
+                    self._leader([0.0])
+            else:
+                out, per_row = [], []
+                for qi in range(len(qrows)):
+                    q = [_affine_range(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
+                    qm = [_f(qc[qi][d]) + sum(_f(qG[i][qi][d]) * xm[i] for i in range(D)) for d in range(dk)]
+                    km = [[_f(kc[j][d]) + sum(_f(kG[i][j][d]) * xm[i] for i in range(D)) for d in range(dk)]
+                          for j in range(nk)]
+                    mid = [sum(a * b for a, b in zip(qm, km[j])) + (_f(h["bias"][qi][j]) if h["bias"] else 0.0)
+                           for j in range(nk)]
+                    ks = self._leader(mid)
+                    kd = [[_affine_range(kc[j][d] - kc[ks][d], [kG[i][j][d] - kG[i][ks][d] for i in range(D)], qbox)
+                           for d in range(dk)] for j in range(nk)]
+                    gaps = []
+                    for j in range(nk):
+                        lo = hi = (h["bias"][qi][j] - h["bias"][qi][ks]) if h["bias"] else fmpq(0)
+                        for d in range(dk):
+                            plo, phi = _qmul(q[d], kd[j][d])
+                            lo, hi = lo + plo, hi + phi
+                        gaps.append(arb_interval(lo, hi))  # exact range of the bilinear gap
+                    l, u = _weights(gaps)
+                    Yr = [_krange(l, u, [V[j][c] for j in range(nk)]) for c in range(e)]
+                    dS = []
+                    for i in range(D):
+                        mq = any(qG[i][qi][d] != 0 for d in range(dk))
+                        mk = any(kG[i][j][d] != kG[i][ks][d] for j in range(nk) for d in range(dk))
+                        if not (mq or mk):
+                            dS.append(None)
+                            continue
+                        ds = []
+                        for j in range(nk):   # d_i (q . kd_j) = d_i q . kd_j + q . d_i kd_j, exact
+                            lo = hi = fmpq(0)
+                            for d in range(dk):
+                                a, b = _qscale(qG[i][qi][d], *kd[j][d])
+                                c2, d2 = _qscale(kG[i][j][d] - kG[i][ks][d], *q[d])
+                                lo, hi = lo + a + c2, hi + b + d2
+                            ds.append(_qa(lo, hi))
+                        dS.append(ds)
+                    out.append(Yr)
+                    per_row.append(_softmax_d(l, u, [[V[j][c] for c in range(e)] for j in range(nk)], Yr, dS, dV))
+                dout = [None if all(r[i] is None for r in per_row) else
+                        [r[i] if r[i] is not None else [(arb(0), arb(0))] * e for r in per_row] for i in range(D)]
+            Y = out if Y is None else [[_iadd(a, b) for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
+            dY = _dsum(dY, dout)
+        return Y, dY
+
+    def _later_d(self, qrows, krows, heads, Z, dZ):
+        """A later layer on interval-end tokens Z and their derivatives dZ (as ``_first_d``)."""
+        Y = dY = None
+        D = len(dZ)
+        for h in heads:
+            Q = _rows_times([Z[r] for r in qrows], h["wq"])
+            K = _rows_times([Z[r] for r in krows], h["wk"])
+            V = _rows_times([Z[r] for r in krows], h["wvo"])
+            dQ = [None if d is None else _rows_times([d[r] for r in qrows], h["wq"]) for d in dZ]
+            dK = [None if d is None else _rows_times([d[r] for r in krows], h["wk"]) for d in dZ]
+            dV = [None if d is None else _rows_times([d[r] for r in krows], h["wvo"]) for d in dZ]
+            nk, e = len(krows), len(V[0])
+            out, per_row = [], []
+            for qi, q in enumerate(Q):
+                mid = [sum(float(((a[0] + a[1]) / 2).mid()) * float(((b[0] + b[1]) / 2).mid()) for a, b in zip(q, K[j]))
+                       + (float(h["bias"][qi][j]) if h["bias"] else 0.0) for j in range(nk)]
+                ks = self._leader(mid)
+                kd = [[_isub(K[j][d], K[ks][d]) for d in range(len(q))] for j in range(nk)]
+                sl, sh = [], []
+                for j in range(nk):
+                    s = _sum_terms([_imul(q[d], kd[j][d]) for d in range(len(q))])
+                    if h["bias"]:
+                        s = _iadd(s, _qa(h["bias"][qi][j] - h["bias"][qi][ks], h["bias"][qi][j] - h["bias"][qi][ks]))
+                    sl.append(s[0])
+                    sh.append(s[1])
+                l, u = softmax_weight_bounds(sl, sh)
+                Yr = [_krange(l, u, [V[j][c] for j in range(nk)]) for c in range(e)]
+                dS = []
+                for i in range(D):
+                    if dQ[i] is None:
+                        dS.append(None)
+                        continue
+                    dq = dQ[i][qi]
+                    ds = []
+                    for j in range(nk):
+                        dkd = [_isub(dK[i][j][d], dK[i][ks][d]) for d in range(len(q))]
+                        ds.append(_iadd(_sum_terms([_imul(dq[d], kd[j][d]) for d in range(len(q))]),
+                                        _sum_terms([_imul(q[d], dkd[d]) for d in range(len(q))])))
+                    dS.append(ds)
+                out.append(Yr)
+                per_row.append(_softmax_d(l, u, V, Yr, dS, dV))
+            dout = [None if all(r[i] is None for r in per_row) else
+                    [r[i] if r[i] is not None else [(arb(0), arb(0))] * e for r in per_row] for i in range(D)]
+            Y = out if Y is None else [[_iadd(a, b) for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
+            dY = _dsum(dY, dout)
+        return Y, dY
+
+    def split_derivatives(self, box, hints=None):
+        """Per output (minus its exact linear part ``self.lin``): per input, the exact ends of an
+        enclosure of its partial derivative over the box, or None where it is exactly 0.  The
+        leaders are the ``hints`` (all of them used), else the best at the box centre."""
+        self._hints = None if hints is None else iter(hints)
+        D = len(box)
+        xm = [(_f(a) + _f(b)) / 2 for a, b in box]
+        Z = dZ = Ypre = dYpre = None
+        for li, (qrows, krows, heads, post) in enumerate(self.layers):
+            if li == 0:
+                Y, dY = self._first_d(qrows, krows, heads, box, xm)
+            else:
+                Y, dY = self._later_d(qrows, krows, heads, Z, dZ)
+            Ypre, dYpre = Y, dY
+            if post is not None:
+                W, B = post
+                Y = [[_iadd(t, _qa(B[r][c], B[r][c])) for c, t in enumerate(row)]
+                     for r, row in enumerate(_rows_times(Y, W))]
+                dY = [None if d is None else _rows_times(d, W) for d in dY]
+            Z, dZ = Y, dY
+        douts = self._final_d(Z, dZ, Ypre, dYpre, D) if self.final_softmax else self._readout_d(dZ, D)
+        if self._hints is not None and next(self._hints, None) is not None:
+            raise Invalid("more hints than softmax rows")
+        return douts
+
+    def _readout_d(self, dZ, D):
+        ent = [[None if d is None else d[r][c] for d in dZ] for r, c in self.readout]   # [entry][input]
+        if self.linear is None:
+            return ent
+        outs = []
+        for _, ws in self.linear:
+            per = []
+            for i in range(D):
+                terms = [_iconst(en[i], w) for w, en in zip(ws, ent) if en[i] is not None and w != 0]
+                per.append(_sum_terms(terms) if terms else None)
+            outs.append(per)
+        return outs
+
+    def _final_d(self, Z, dZ, Ypre, dYpre, D):
+        post = self.layers[-1][3]
+        G, L = [], []   # per row: per input the brackets d_i s_c - P_i; the weight bounds
+        for r, row in enumerate(Z):
+            C = len(row)
+            ks = self._leader([float(((x[0] + x[1]) / 2).mid()) for x in row])
+            if post is not None:
+                W, B = post
+                sl, sh, dS = [], [], []
+                for c in range(C):
+                    s = _sum_terms([_iconst(Ypre[r][t], W[t][c] - W[t][ks]) for t in range(len(W))
+                                    if W[t][c] != W[t][ks]])
+                    s = _iadd(s, _qa(B[r][c] - B[r][ks], B[r][c] - B[r][ks]))
+                    sl.append(s[0])
+                    sh.append(s[1])
+                for i in range(D):
+                    d = dYpre[i]
+                    dS.append(None if d is None else
+                              [_sum_terms([_iconst(d[r][t], W[t][c] - W[t][ks]) for t in range(len(W))
+                                           if W[t][c] != W[t][ks]]) for c in range(C)])
+            else:
+                gaps = [_isub(row[c], row[ks]) for c in range(C)]
+                sl, sh = [g[0] for g in gaps], [g[1] for g in gaps]
+                dS = [None if d is None else [_isub(d[r][c], d[r][ks]) for c in range(C)] for d in dZ]
+            l, u = softmax_weight_bounds(sl, sh)
+            g = []
+            for ds in dS:
+                if ds is None:
+                    g.append(None)
+                    continue
+                Pl, Ph = _krange(l, u, ds)
+                g.append([((x[0] - Ph).lower(), (x[1] - Pl).upper()) for x in ds])
+            G.append(g)
+            L.append((l, u))
+        if self.linear is None:   # d_i a_c = a_c (d_i s_c - P_i)
+            return [[None if G[r][i] is None else _imul((L[r][0][c], L[r][1][c]), G[r][i][c]) for i in range(D)]
+                    for r, c in self.readout]
+        outs = []
+        for _, ws in self.linear:
+            vals = [[fmpq(0)] * self.width for _ in range(self.rows)]
+            for w, (r, c) in zip(ws, self.readout):
+                vals[r][c] = w
+            per = []
+            for i in range(D):
+                acc = None
+                for r in range(self.rows):
+                    if G[r][i] is None:
+                        continue
+                    l, u = L[r]
+                    v = [_qa(x, x) for x in vals[r]]
+                    y = _krange(l, u, v)
+                    q = [_imul(((v[c][0] - y[1]).lower(), (v[c][1] - y[0]).upper()), G[r][i][c]) for c in range(len(v))]
+                    acc = _iadd(acc, _krange(l, u, q))
+                per.append(acc)
+            outs.append(per)
+        return outs
+
+
 def check_chain(chain, boxes, all_hints, model, targets, eps) -> list:
     """Re-derive the stored chain terms |f - g| and |g - network| on every box; report them.
 
@@ -351,12 +689,8 @@ def _num(s):
     return int(p), int(q) if q else 1
 
 
-def layered_box_bound(model, target_json, domain=None):
-    """A box-bound function ``bound(box, hints)`` for layered networks (boxes inside ``domain``).
-
-    N - f = (lin_N - lin_f).x + N' - f': the exact linear part shared by network and
-    target cancels instead of entering the bound twice.
-    """
+def split_targets(model, target_json, domain):
+    """Per output: (the target's exact linear coefficients per input, the compiled rest or None)."""
     D = len(model.lins)
     split = []
     for t in target_json:
@@ -370,9 +704,24 @@ def layered_box_bound(model, target_json, domain=None):
         if any(v not in {f"x{i}" for i in range(D)} for v in coef):
             raise Invalid("target uses a variable outside the inputs")
         split.append(([coef.get(f"x{i}", fmpq(0)) for i in range(D)], rest_f))
+    return split
+
+
+def _qbox(box):
+    return [(lo if isinstance(lo, fmpq) else fmpq(lo.numerator, lo.denominator),
+             hi if isinstance(hi, fmpq) else fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+
+
+def layered_box_bound(model, target_json, domain=None):
+    """A box-bound function ``bound(box, hints)`` for layered networks (boxes inside ``domain``).
+
+    N - f = (lin_N - lin_f).x + N' - f': the exact linear part shared by network and
+    target cancels instead of entering the bound twice.
+    """
+    split = split_targets(model, target_json, domain)
 
     def bound(box, hints):
-        qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+        qbox = _qbox(box)
         env = box_env(qbox)
         worst = arb(0)
         for n, lin, (tcoef, f) in zip(model.split_outputs(qbox, hints), model.lin, split):
@@ -387,3 +736,69 @@ def layered_box_bound(model, target_json, domain=None):
             worst = arb.max(worst, err).upper()
         return worst
     return bound
+
+
+def layered_slopes(model, split, box, hints):
+    """slope_i (an arb upper end per input; +inf when not finite) >= max_o sup_B |d_i (N_o - f_o)|
+    over the exact box: the network's derivative from ``LayeredNet.split_derivatives`` plus the
+    exact linear parts' difference, the target's from ``bounds_and_gradient``."""
+    qbox = _qbox(box)
+    D = len(qbox)
+    env = box_env(qbox)
+    names = [f"x{i}" for i in range(D)]
+    inf = arb("inf")
+    slopes = [arb(0)] * D
+    for dn, lin, (tcoef, f) in zip(model.split_derivatives(qbox, hints), model.lin, split):
+        df = [None] * D if f is None else f.bounds_and_gradient(env, names)[1]
+        for i in range(D):
+            g = dn[i]
+            a = lin[i] - tcoef[i]
+            if a != 0:
+                g = _iadd(g, _qa(a, a))
+            if df[i] is not None:
+                g = _isub((arb(0), arb(0)) if g is None else g, df[i])
+            if g is None:
+                continue
+            lo, hi = g
+            m = arb.max(abs(lo), abs(hi)).upper() if lo.is_finite() and hi.is_finite() else inf
+            if not m.is_finite():
+                m = inf
+            slopes[i] = m if m > slopes[i] else slopes[i]
+    return slopes
+
+
+def layered_centred_bound(model, target_json, domain=None):
+    """A function ``centred(box, hints, stored_slopes)`` for the boxes of a layered paving that carry
+    slopes: the checker's centred bound C* = E_c* + sum_i s*_i r_i of the exact box, with its own
+    slopes s*_i (``layered_slopes``) and E_c* the layered box bound at the exact centre with the
+    same hints.  A stored slope that undercuts the checker's (beyond REL_SLACK of C*, as in
+    check/centred.py) is Invalid; a slope that is not finite is a BoxError.
+
+    Why C* holds: for every x in the box B with centre c and radii r, and each output o,
+    |e_o(x)| <= |e_o(c)| + sum_i |x_i - c_i| sup_B |d_i e_o| (move one coordinate at a time),
+    and the derivative pass encloses d_i e_o over B (the identity of the module docstring)."""
+    split = split_targets(model, target_json, domain)
+    bound = layered_box_bound(model, target_json, domain)
+
+    def centred(box, hints, stored_slopes):
+        qbox = _qbox(box)
+        D = len(qbox)
+        if len(stored_slopes) != D:
+            raise Invalid(f"{len(stored_slopes)} slopes for a {D}-D box")
+        stored = [s if isinstance(s, fmpq) else rat(s, f"slope of input {i}") for i, s in enumerate(stored_slopes)]
+        slopes = layered_slopes(model, split, qbox, hints)
+        for i, s in enumerate(slopes):
+            if not s.is_finite():
+                raise BoxError(f"input {i}: the checker's slope is not finite, so no centred bound holds")
+        centre = [(lo + hi) / 2 for lo, hi in qbox]
+        total = bound([(x, x) for x in centre], hints)
+        for s, (lo, hi) in zip(slopes, qbox):
+            total = (total + s * arb((hi - lo) / 2)).upper()
+        if not total.is_finite():
+            raise BoxError("the centred bound is not finite")
+        for i, (st, s, (lo, hi)) in enumerate(zip(stored, slopes, qbox)):
+            if undercuts(st, s) and (s - arb(st)) * arb((hi - lo) / 2) > total * arb(REL_SLACK):
+                raise Invalid(f"input {i}: stored slope {float(st):.6g} is below the re-derived slope "
+                              f"{float(s.mid()):.6g}")
+        return total
+    return centred

@@ -25,7 +25,7 @@ def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, sta
     """
     if slopes is not None:
         if centred is None:
-            raise Invalid("slopes are checked for one-layer pavings with bounder \"affine\" only")
+            raise Invalid("slopes are checked for pavings with bounder \"affine\" (one layer or layered) only")
         if len(slopes) != len(boxes):
             raise Invalid(f"evidence lists {len(slopes)} slope entries for {len(boxes)} boxes")
     stored_max = fmpq(0)
