@@ -205,3 +205,38 @@ def test_widest_rule_is_still_available(map2):
     K = np.array([l.k for l in res.leaves])
     assert res.status == "CERTIFIED" and (np.abs(K[:, 0] - K[:, 1]) <= 1).all()   # always the widest side
     assert choose_dim(np.array([[1, 0]]), _dom(2)).tolist() == [1]
+
+
+def test_trees_name_dimensions_beyond_nine_with_letters():
+    """A 12-D bisection: dimensions 10 and 11 are written "a" and "b" in paths and in the tree,
+    the checker's decoder gives back exactly the boxes the search made, and a checkpoint path
+    decodes to the same dyadic indices."""
+    from fractions import Fraction
+    from certificates.check.core import leaves
+    from verify.search.checkpoint import path_indices
+    from verify.search.paving import tree_string
+    D = 12
+    I = np.zeros((1, D), dtype=np.int64)
+    K = np.zeros((1, D), dtype=np.int64)
+    paths = [""]
+    for d in (11, 10, 3, 11):
+        I, K, paths = bisect_boxes(I, K, np.full(len(paths), d), paths)
+    tree = tree_string(paths)
+    assert set(tree) == {"a", "b", "3", "L"} and tree.count("L") == 16
+    boxes = leaves(tree, [(Fraction(0), Fraction(1))] * D, D)
+    made = set()
+    for p in paths:
+        i, k = path_indices(p, D)
+        made.add(tuple((Fraction(a, 2 ** b), Fraction(a + 1, 2 ** b)) for a, b in zip(i, k)))
+    assert set(tuple(b) for b in boxes) == made
+    with pytest.raises(Exception, match="splits dimension b of a 11-D domain"):
+        leaves(tree, [(Fraction(0), Fraction(1))] * 11, 11)
+
+
+def test_more_inputs_than_tree_characters_is_a_one_line_error():
+    from verify.search.paving import MAX_INPUTS
+    from dataclasses import replace
+    c = constructions.build("ramp")
+    wide = replace(c, domain=tuple(c.domain) * (MAX_INPUTS + 1))
+    with pytest.raises(ValueError, match=f"at most {MAX_INPUTS} inputs"):
+        certify(wide, "0.1", progress=False)

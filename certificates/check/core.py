@@ -161,6 +161,9 @@ def exact_cell(raw, where):
     return [(fr(rat(a, where)), fr(rat(b, where))) for a, b in raw]
 
 
+_DIMS = "0123456789abcdefghijklmnopqrstuvwxyz"   # a tree's dimension characters, in order
+
+
 def leaves(tree: str, domain, D: int):
     """Exact boxes of the bisection tree's leaves, in preorder; rejects malformed trees."""
     out = []
@@ -175,7 +178,7 @@ def leaves(tree: str, domain, D: int):
         if tok == "L":
             out.append(box)
             continue
-        d = ord(tok) - 48
+        d = _DIMS.find(tok)   # 0-9, then a-z: at most 36 inputs
         if not 0 <= d < D:
             raise Invalid(f"evidence tree splits dimension {tok} of a {D}-D domain")
         if depth >= MAX_TREE_DEPTH:

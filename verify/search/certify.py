@@ -27,7 +27,7 @@ from . import checkpoint as ckpt
 from .batches import Job, backend_name, host
 from .executors import run_units
 from .outputs import group_checkpoint, output_groups, restrict, separable
-from .paving import (MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
+from .paving import (MAX_INPUTS, MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
                      split_candidates, tree_string)
 from .progress import progress_bar
 from .sampling import observed_at_corners
@@ -136,6 +136,9 @@ def certify(construction, eps, *, max_boxes: int = 2_000_000, time_limit: float 
     eps = parse_rational(eps) if isinstance(eps, str) else Fraction(eps)
     if eps <= 0:
         raise ValueError("eps must be positive")
+    if len(construction.domain) > MAX_INPUTS:
+        raise ValueError(f"a paving splits at most {MAX_INPUTS} inputs; this construction has "
+                         f"{len(construction.domain)}")
     t0 = time.perf_counter()
     eps_f = float(eps)
     accept = eps_f * (1.0 - ACCEPT_MARGIN)

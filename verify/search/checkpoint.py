@@ -17,7 +17,7 @@ import numpy as np
 
 from constructions.files import read_regular, unique_keys, write_atomic
 
-from .paving import MAX_LEVEL, Leaf
+from .paving import MAX_LEVEL, Leaf, dim_token, token_dim
 
 FORMAT = "attncert/checkpoint-2"
 MAX_BYTES = 1 << 30   # a checkpoint of 10^7 leaves is about 500 MB
@@ -54,7 +54,7 @@ def path_indices(path: str, D: int):
     """Dyadic (i, k) per dimension of the box reached by a bisection path."""
     i, k = [0] * D, [0] * D
     for t in range(0, len(path), 2):
-        d, side = int(path[t]), int(path[t + 1])
+        d, side = token_dim(path[t]), int(path[t + 1])
         i[d] = 2 * i[d] + side
         k[d] += 1
     return i, k
@@ -103,8 +103,8 @@ def load(path, key, D: int) -> dict:
     if doc.get("job") != key:
         raise CheckpointError(f"checkpoint {path} belongs to another job (construction, target, domain or eps differ)")
     ok_path = lambda p: type(p) is str and len(p) % 2 == 0 and len(p) <= 2 * D * MAX_LEVEL and all(
-        p[t].isdigit() and int(p[t]) < D and p[t + 1] in "01" for t in range(0, len(p), 2)) and all(
-        p[0::2].count(str(d)) <= MAX_LEVEL for d in range(D))
+        0 <= token_dim(p[t]) < D and p[t + 1] in "01" for t in range(0, len(p), 2)) and all(
+        p[0::2].count(dim_token(d)) <= MAX_LEVEL for d in range(D))
     pending = doc.get("pending")
     leaves_in = doc.get("leaves")
     if type(pending) is not list or type(leaves_in) is not list or not all(ok_path(p) for p in pending):

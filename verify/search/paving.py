@@ -3,8 +3,9 @@
 A box is (i_d, k_d) per dimension: [lo_d + W_d i_d/2^k_d, lo_d + W_d (i_d+1)/2^k_d].
 Its exact ends are rationals; the float ends we compute enclose them (outward
 rounding), so a bound over the float box holds on the exact box.  The leaves of a
-bisection are written as a preorder token string: a digit d = "split dimension d at
-the midpoint, then the left and the right child", "L" = a leaf.
+bisection are written as a preorder token string: a dimension token (0-9 for dimensions
+0-9, a-z for 10-35) = "split that dimension at the midpoint, then the left and the right
+child", "L" = a leaf.
 """
 from __future__ import annotations
 
@@ -145,10 +146,26 @@ def choose_dim_by_gain(child_bounds, pairs, cand, K, domain: Domain, parent=None
     return np.argmax(w, axis=1)
 
 
+# One character per split dimension in tree paths and in the certificate's tree: 0-9, then a-z,
+# so a paving has at most 36 inputs ("L", upper case, marks a leaf).
+DIM_TOKENS = "0123456789abcdefghijklmnopqrstuvwxyz"
+MAX_INPUTS = len(DIM_TOKENS)
+
+
+def dim_token(d: int) -> str:
+    """The tree character of dimension ``d``."""
+    return DIM_TOKENS[d]
+
+
+def token_dim(ch: str) -> int:
+    """The dimension of a tree character, or -1 for a character that names none."""
+    return DIM_TOKENS.find(ch) if len(ch) == 1 else -1
+
+
 def tree_string(paths) -> str:
     """Preorder encoding of the bisection tree whose leaves have the given paths.
 
-    A path is a string of (dimension digit, side digit) pairs from the root.  The
+    A path is a string of (dimension token, side digit) pairs from the root.  The
     leaves must be exactly the leaves of one bisection (checked by the checker).
     """
     paths = sorted(paths)
@@ -175,6 +192,7 @@ def bisect_boxes(I, K, dims, paths):
     I2, K2 = children_along(I, K, dims)
     new_paths = []
     for p, d in zip(paths, dims):
-        new_paths.append(f"{p}{d}0")
-        new_paths.append(f"{p}{d}1")
+        t = DIM_TOKENS[d]
+        new_paths.append(f"{p}{t}0")
+        new_paths.append(f"{p}{t}1")
     return I2, K2, new_paths
