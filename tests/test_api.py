@@ -21,8 +21,8 @@ def test_readme_example_script_runs(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     first, second = r.stdout.splitlines()
-    assert first.startswith("CERTIFIED sup error <= 0.013945")
-    assert second.startswith("CERTIFIED 642 boxes")   # centred boxes: 1138 with --enclosure plain
+    assert first.startswith("CERTIFIED sup error <= 0.013974")
+    assert second.startswith("CERTIFIED 546 boxes")   # centred boxes: 1138 with --enclosure plain
     res = certificates.check(tmp_path / "ramp41.cert.json")
     assert res.ok and res.eps == Fraction(7, 500) and res.max_bound < res.eps
 
