@@ -98,6 +98,17 @@ def _paving_evidence(result) -> dict:
     return {"method": "paving", **one(result)}
 
 
+def _residual_evidence(result) -> dict:
+    """The residual route's evidence: the claim (layout, loss, eta, residual range) and the whole
+    certificate of the 1-D problem (verify/search/residual.py; checked by check/residual.py)."""
+    claim, sub, r = result.residual
+    return {"method": "residual",
+            "claim": {"blocks": [list(b) for b in claim["blocks"]], "w": list(claim["w"]),
+                      "x": [list(v) for v in claim["x"]], "y": list(claim["y"]), "loss": claim["loss"],
+                      "eta": q(Fraction(claim["eta"])), "residual": [q(Fraction(v)) for v in claim["residual"]]},
+            "certificate": certificate_doc(sub, r)}
+
+
 def certificate_doc(construction, result) -> dict:
     """The certificate of a CERTIFIED result (the evidence is its paving)."""
     if result.status != "CERTIFIED":
@@ -109,7 +120,7 @@ def certificate_doc(construction, result) -> dict:
             "observed_error": q(result.observed),
             "witness": [q(v) for v in result.witness],
         },
-        "evidence": _paving_evidence(result),
+        "evidence": _residual_evidence(result) if getattr(result, "residual", None) else _paving_evidence(result),
         "stats": {"boxes_evaluated": result.boxes_evaluated,
                   "seconds": f"{result.seconds:.3f}"},
         "versions": versions(),

@@ -115,7 +115,12 @@ def pyplot():
 
 
 def plot_certificate(doc, out, *, points: int = 4001, dpi: int = 100) -> str:
-    """Draw a 1-D or 2-D certificate to ``out`` (format from the extension); returns the kind."""
+    """Draw a 1-D or 2-D certificate to ``out`` (format from the extension); returns the kind.
+    A residual certificate (icl-gd) is drawn as its 1-D certificate: psi(r) against -eta l'(r)
+    over the residual range, with the boxes that bound it (the prompt box's bound follows from it)."""
+    if doc["evidence"]["method"] == "residual":
+        plot_certificate(doc["evidence"]["certificate"], out, points=points, dpi=dpi)
+        return "residual"
     D = len(doc["domain"])
     if D == 1:
         _plot_1d(doc, out, points, dpi)

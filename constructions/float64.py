@@ -80,7 +80,7 @@ def is_float64(net: Network) -> bool:
 
 
 # metadata that states exact structure of the weights (rounding need not keep it)
-STRUCTURE_META = ("grid", "map", "float64")
+STRUCTURE_META = ("grid", "map", "float64", "residual")
 
 
 def to_float64(construction: Construction) -> Construction:

@@ -39,6 +39,7 @@ from .core import (DEFAULT_MAX_P, DEFAULT_MAX_WORK, LEMMA_TIMEOUT_MS, MAX_NESTIN
 from .grid import GridCheck, GridClaimError
 from .layered import LayeredNet, check_chain, layered_box_bound, layered_centred_bound
 from .lp import check_lp, lp_norm
+from .residual import check_residual
 from .mesh import mesh_bound
 from .partition import check_partition
 from .paving import check_boxes
@@ -373,6 +374,14 @@ def estimate_work(doc, D: int) -> int:
         work += _n_centred(ev) * per_box * (centred_factor - 1)
         for term in doc["result"].get("chain", []):
             work += n * (n_out + (targets + _count_nodes(term["g"])) // 4)
+    elif ev["method"] == "residual":   # the embedded 1-D certificate, plus a polynomial per logit
+        try:
+            layer = net["layers"][0]
+            nq, nk = len(layer["query_rows"]), len(layer["key_rows"])
+            dq = _width(layer["heads"][0]["wq"])
+        except (KeyError, IndexError, TypeError):
+            nq = nk = dq = 1
+        work += estimate_work(ev["certificate"], 1) + 4 * entries + nq * nk * (dq + 1) * (D + 1) * (D + 1) // 4
     elif ev["method"] == "outputs":
         for g in ev["groups"]:
             share = max(1, per_box * len(g["outputs"]) // max(1, n_out))
@@ -574,6 +583,10 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
         raise Invalid("eps must be positive")
     lp = lp_norm(doc, max_p)
     ev = doc["evidence"]
+    if ev["method"] == "residual":   # the embedded 1-D certificate is validated (and estimated) first
+        _validate_schema(ev["certificate"])
+        if ev["certificate"]["evidence"]["method"] != "paving":
+            raise Invalid("residual claim: the embedded certificate must be a paving")
     if ev["method"] == "paving" and len(ev["bounds"]) != ev["tree"].count("L"):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {ev['tree'].count('L')} boxes")
     work = estimate_work(doc, D)
@@ -604,6 +617,10 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
     else:
         def point_bound(box, w):
             return box_bound(box, heads_all, targets, _point_hints(heads_all, w), prep)
+    if ev["method"] == "residual":
+        if lp is not None:
+            raise Invalid("a residual certificate bounds the sup norm only")
+        return _check_residual_doc(doc, path, domain, eps, point_bound, work, max_p, cross_check, timeout_ms, bar)
     if ev["method"] == "outputs":
         if lp is not None or layered:
             raise Invalid("output groups are checked for Linf certificates of one-layer networks only")
@@ -682,6 +699,37 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
                        norm="Linf" if lp is None else "Lp", p="" if lp is None else doc["norm"]["p"],
                        norm_bound=norm_bound, checked_norm_bound=checked_norm, witness_error=float_up(at),
                        unverified=NOT_VERIFIED)
+
+
+def _check_residual_doc(doc, path, domain, eps, point_bound, work, max_p, cross_check, timeout_ms, bar):
+    """check_doc's branch for evidence.method "residual" (check/residual.py): the claim verified
+    against the weights and the target, the embedded 1-D certificate checked as any certificate,
+    and the bound assembled from them must be below eps and not above the stated max_bound."""
+    if "chain" in doc["result"] or "norm_bound" in doc["result"]:
+        raise Invalid("a residual certificate carries no chain terms and no separate norm_bound")
+    max_bound = rat(doc["result"]["max_bound"], "max_bound")
+    if not max_bound < eps:
+        raise Invalid("the largest proved bound is not below eps")
+
+    def check_sub(sub):   # its work was counted in this certificate's estimate
+        return _check_doc(sub, f"{path}#residual", None, max_p, cross_check, timeout_ms, None, bar)
+    old = ctx.prec
+    ctx.prec = PREC
+    try:
+        bound, n_boxes = check_residual(doc, domain, check_sub)
+        if not bound < arb(eps):
+            raise Invalid(f"the re-derived bound {float_up(bound):.6g} is not below eps")
+        if undercuts(max_bound, bound):
+            raise Invalid(f"stated max_bound {float(max_bound):.6g} is below the re-derived bound "
+                          f"{float_up(bound):.6g}")
+        at = _check_observed(doc, domain, point_bound, max_bound)
+    finally:
+        ctx.prec = old
+    return CheckReport(path=path, ok=True, message="certificate holds", name=doc["construction"]["name"],
+                       eps=doc["eps"], max_bound=doc["result"]["max_bound"], checked_max_bound=float_up(bound),
+                       boxes=n_boxes, observed_error=doc["result"]["observed_error"],
+                       details={"method": "residual", "estimated_work": work}, norm_bound=doc["result"]["max_bound"],
+                       checked_norm_bound=float_up(bound), witness_error=float_up(at), unverified=NOT_VERIFIED)
 
 
 def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, work, bar):

@@ -120,6 +120,12 @@ def _drop(path) -> None:
             pass
 
 
+def _boxes_phrase(res) -> str:
+    if res.residual is not None:
+        return f"residual route: {len(res.residual[2].leaves)} boxes of the 1-D residual range"
+    return f"{len(res.leaves)} boxes"
+
+
 def cmd_certify(args) -> int:
     from constructions.exact import ParameterError, parse_rational
     from verify.search.certify import certify
@@ -135,15 +141,24 @@ def cmd_certify(args) -> int:
         c = to_float64(c)
     if eps <= 0:
         raise UserError("--eps must be positive")
-    if getattr(args, "method", "paving") != "paving":
+    from verify.search.residual import certify_residual, residual_claim
+    method = args.method or ("residual" if residual_claim(c) is not None else "paving")
+    if method not in ("paving", "residual"):
         return _certify_pieces(args, c, eps, _remaining(args, t_start))
-    res = _certify_scaled(args, c, eps, certify, _remaining(args, t_start))
+    res = None
+    if method == "residual":
+        res = certify_residual(c, eps, max_boxes=args.max_boxes, time_limit=_remaining(args, t_start))
+        if res.status != "CERTIFIED" and args.method is None:
+            res = None   # the paving decides: it can also refute
+    if res is None:
+        res = _certify_scaled(args, c, eps, certify, _remaining(args, t_start))
     doc = None
     if res.status == "CERTIFIED":
         doc, why = _confirm(c, res)
         if doc is None:
             res.status, res.reason = "UNKNOWN", why
     info = {"status": res.status, "construction": c.name, "eps": str(eps), "max_bound": res.max_bound,
+            "method": "residual" if res.residual is not None else "paving",
             "observed_error": res.observed, "witness": [str(v) for v in res.witness],
             "boxes": res.boxes_evaluated, "seconds": round(res.seconds, 3), "reason": res.reason,
             "apriori_bound": c.apriori_float()}
@@ -154,7 +169,7 @@ def cmd_certify(args) -> int:
             info["certificate"] = args.output
         _drop(_checkpoint_path(args))
         text = (f"CERTIFIED: sup |network - target| <= {res.max_bound:.6g} < eps = {float(eps):.6g} on the whole "
-                f"domain ({len(res.leaves)} boxes, {res.seconds:.2f}s; confirmed by the independent checker); "
+                f"domain ({_boxes_phrase(res)}, {res.seconds:.2f}s; confirmed by the independent checker); "
                 f"largest observed error {res.observed:.6g} "
                 f"(bound/observed {res.max_bound / res.observed if res.observed > 0 else float('inf'):.4f}); "
                 + apriori_phrase(c) + (f"\ncertificate written to {args.output}" if args.output else ""))
@@ -231,9 +246,11 @@ def add_command(sub) -> None:
     sp.add_argument("-o", "--output", help="write the certificate here (checked by the independent checker first)")
     sp.add_argument("--max-boxes", type=int, default=2_000_000, help="box budget; UNKNOWN when spent")
     sp.add_argument("--time-limit", type=float, default=None, help="seconds, building included; UNKNOWN when spent")
-    sp.add_argument("--method", choices=["paving", "analytic", "auto"], default="paving",
+    sp.add_argument("--method", choices=["paving", "analytic", "auto", "residual"], default=None,
                     help="paving: box bisection; analytic: one piece per cell with z3 gap lemmas; "
-                         "auto: analytic where its closed form is below eps, paving elsewhere")
+                         "auto: analytic where its closed form is below eps, paving elsewhere; "
+                         "residual (icl-gd): one 1-D paving of the residual's error. Default: residual "
+                         "where the construction declares it (paving when that does not certify), else paving")
     sp.add_argument("--mesh", type=int, default=None, metavar="K",
                     help="analytic pieces: bound each cell on a fixed K^D sub-mesh (ratio-interval "
                          "softmax bounds; default: 32/8/3 per axis for max-affine in 1/2/3-D, none otherwise)")

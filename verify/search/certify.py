@@ -67,6 +67,7 @@ class CertifyResult:
     terms: list = field(default_factory=list)  # chain terms (label, g tree, |f-g| bound, |g-N| bound)
     evidence: dict = field(default_factory=dict)  # bounder-specific evidence (e.g. the grid claim)
     groups: list = field(default_factory=list)  # one paving per group of outputs: (outputs, result)
+    residual: tuple | None = None   # the residual route: (claim, 1-D construction, its result)
 
     @property
     def holds(self) -> bool:
