@@ -79,6 +79,15 @@ def combine(X, B, m, S: Fraction) -> Fraction:
     return out
 
 
+def _peak(sub, points: int = 20001) -> float:
+    """Where |psi - g| is largest on a dense float64 sample of the residual range."""
+    from .sampling import errors_at
+    (lo, hi), = sub.domain
+    rs = np.linspace(float(lo), float(hi), points)
+    e = np.abs(np.asarray(errors_at(sub, rs[:, None]))).reshape(-1)
+    return float(rs[int(np.argmax(e))])
+
+
 def _observed(construction, claim, r_star, rng_points=4096):
     """The largest float64 error among random prompts and prompts built to put every r_i at r*."""
     from .sampling import errors_at
@@ -129,6 +138,6 @@ def certify_residual(construction, eps, *, progress=False, **kw):
                              reason=f"the 1-D residual bound is {r.status} at {float(target):.6g} "
                                     f"({r.reason or 'its sup exceeds it'})", seconds=time.perf_counter() - t0)
     bound = combine(X, B, m, Fraction(r.max_bound))
-    observed, witness = _observed(construction, claim, float(r.witness[0]) if r.witness else 0.0)
+    observed, witness = _observed(construction, claim, _peak(sub))
     return CertifyResult(CERTIFIED, eps, _up(bound), observed, witness, None, boxes_evaluated=r.boxes_evaluated,
                          seconds=time.perf_counter() - t0, residual=(claim, sub, r))
