@@ -189,8 +189,8 @@ def test_bad_d(capsys):
 def test_d2_n3_eleven_inputs_certify_and_check(tmp_path):
     """d = 2, n = 3 has 11 inputs: the paving's tree names dimension 10 "a" (it once crashed)."""
     out = tmp_path / "d2n3.json"
-    assert main(["certify", "icl-gd", "--set", "d=2", "--set", "n=3", "--set", "p=5", "--eps", "0.6",
-                 "-o", str(out)]) == 0
+    assert main(["certify", "icl-gd", "--method", "paving", "--set", "d=2", "--set", "n=3", "--set", "p=5",
+                 "--eps", "0.6", "-o", str(out)]) == 0
     assert main(["check", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert len(doc["domain"]) == 11 and "a" in doc["evidence"]["tree"]

@@ -256,12 +256,7 @@ class LayeredNet:
         D = len(qbox)
         Y = None
         for h in heads:
-            qc = _mm([self.const[r] for r in qrows], h["wq"])
-            qG = [_mm([E[r] for r in qrows], h["wq"]) for E in self.lins]
-            kc = _mm([self.const[r] for r in krows], h["wk"])
-            kG = [_mm([E[r] for r in krows], h["wk"]) for E in self.lins]
-            vc = _mm([self.const[r] for r in krows], h["wvo"])
-            vG = h.get("vG_adj") or [_mm([E[r] for r in krows], h["wvo"]) for E in self.lins]
+            qc, qG, kc, kG, vc, vG = self._pre(h, qrows, krows)
             dk, e = len(qc[0]), len(vc[0])
             V = [[_aff(vc[j][c], [vG[i][j][c] for i in range(D)], qbox) for c in range(e)]
                  for j in range(len(krows))]

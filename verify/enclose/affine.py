@@ -168,27 +168,13 @@ class AffineBounder:
         outs, hints = self._sum_heads(self._head_parts(xl, xh), N, on_head)
         plain = error_from_outputs(outs, self.targets, self.inputs, xl, xh, xp, each=True)
         slopes = self._slopes(dN, xl, xh)
-        # The centre: an interval [cl, ch] inside the float box around its float midpoint.
-        # The exact centre of the exact box (which the float box encloses within a few ulps)
-        # may lie just outside it, so the radius used is the largest distance from a point of
-        # [cl, ch] to the float box's ends: for any c' in [cl, ch],
-        # |c_exact - c'| + r_exact = max_{x in the exact box} |x - c'| <= max(xh - cl, ch - xl),
-        # so C is sound on the float box whichever c' in [cl, ch] is meant, and, up to the
-        # enclosures' own rounding, at least the C* the checker computes at the exact centre
-        # with the exact radii.  E_c is the plain bound on [cl, ch] with the box's hints.
-        with np.errstate(over="ignore", invalid="ignore"):
-            xm = 0.5 * (xl + xh)
-            cl = xp.maximum(iv.down(xm, xp), xl)
-            ch = xp.minimum(iv.up(xm, xp), xh)
-            r = xp.maximum(iv.up(xh - cl, xp), iv.up(ch - xl, xp))
+        # E_c is the plain bound on the centre interval [cl, ch] with the box's hints; C is, up to
+        # the enclosures' own rounding, at least the C* the checker computes at the exact centre
+        # with the exact radii (``iv.centre_box``).
+        cl, ch, r = iv.centre_box(xl, xh, xp)
         outs_c, _ = self._sum_heads(self._head_parts(cl, ch, hints), N)
         Ec = combine_outputs(error_from_outputs(outs_c, self.targets, self.inputs, cl, ch, xp, each=True), xp)
-        with np.errstate(over="ignore", invalid="ignore"):
-            C = Ec
-            for i in range(D):
-                C = iv.up(C + iv.up(slopes[:, i] * r[:, i], xp), xp)
-        ok = xp.isfinite(C) & xp.all(xp.isfinite(slopes), axis=1) & xp.all(xp.isfinite(r), axis=1)
-        return plain, xp.where(ok, C, xp.inf), slopes, hints
+        return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, hints
 
     def _head_slopes(self, dN, lu, v, Y, head, moves, fmoves):
         """Add one head's enclosure of d_i y (each input i) to ``dN`` (a list of intervals).

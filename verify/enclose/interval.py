@@ -114,3 +114,27 @@ def hull(a, b, xp=np):
 def finite(a, xp=np):
     """True where both ends are finite numbers (NaN and inf count as failure)."""
     return xp.isfinite(a[0]) & xp.isfinite(a[1])
+
+
+def centre_box(xl, xh, xp=np):
+    """The centred form's centre and radii over float boxes (N, D): an interval [cl, ch] around the
+    float midpoint, inside the box, and r with max over x in the box of |x - c'| <= r for every c'
+    in [cl, ch].  The exact centre of the exact box (which the float box encloses within a few
+    ulps) may lie just outside [cl, ch]; the bound E(c') + sum_i slope_i r_i holds whichever c' is
+    meant, since |c_exact - c'| + r_exact <= max(xh - cl, ch - xl)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        xm = 0.5 * (xl + xh)
+        cl = xp.maximum(down(xm, xp), xl)
+        ch = xp.minimum(up(xm, xp), xh)
+        r = xp.maximum(up(xh - cl, xp), up(ch - xl, xp))
+    return cl, ch, r
+
+
+def mean_value_bound(Ec, slopes, r, xp=np):
+    """E_c + sum_i slope_i r_i rounded up, per box; inf where anything is not finite."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        C = Ec
+        for i in range(slopes.shape[1]):
+            C = up(C + up(slopes[:, i] * r[:, i], xp), xp)
+    ok = xp.isfinite(C) & xp.all(xp.isfinite(slopes), axis=1) & xp.all(xp.isfinite(r), axis=1)
+    return xp.where(ok, C, xp.inf)

@@ -612,20 +612,10 @@ class LayeredBounder:
     def centred(self, xl, xh):
         """``centred_parts`` and the box's hints (N, H), which the centre's bound also uses."""
         xp = self.xp
-        D = xl.shape[1]
         plain, slopes, hints = self.slopes(xl, xh)
-        with np.errstate(over="ignore", invalid="ignore"):
-            xm = 0.5 * (xl + xh)
-            cl = xp.maximum(iv.down(xm, xp), xl)
-            ch = xp.minimum(iv.up(xm, xp), xh)
-            r = xp.maximum(iv.up(xh - cl, xp), iv.up(ch - xl, xp))
+        cl, ch, r = iv.centre_box(xl, xh, xp)
         Ec, _ = self.error_bounds(cl, ch, hints=hints)
-        with np.errstate(over="ignore", invalid="ignore"):
-            C = Ec
-            for i in range(D):
-                C = iv.up(C + iv.up(slopes[:, i] * r[:, i], xp), xp)
-        ok = xp.isfinite(C) & xp.all(xp.isfinite(slopes), axis=1) & xp.all(xp.isfinite(r), axis=1)
-        return plain, xp.where(ok, C, xp.inf), slopes, hints
+        return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, hints
 
     def centred_view(self):
         """This bounder as ``bounder.CentredBounder`` takes its centred side: ``centred_parts``,
