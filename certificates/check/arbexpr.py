@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from flint import arb, fmpq
+from flint import arb, ctx, fmpq
 
 MAX_DEPTH = 200
 MAX_NODES = 100_000
@@ -164,12 +164,50 @@ def _ireciprocal(x):
     return (_lo(1 / hi), _hi(1 / lo))
 
 
+_AZ = arb(0)
+
+
+def _sign_class(lo, hi):
+    """1 when the interval is surely >= 0, -1 when surely <= 0, 0 when lo < 0 < hi surely,
+    None when undecided (balls, reversed ends): then every corner is taken."""
+    if lo >= _AZ:
+        return 1 if hi >= lo else None
+    if hi <= _AZ:
+        return -1 if hi >= lo else None
+    if lo < _AZ and hi > _AZ:
+        return 0
+    return None
+
+
 def _imul2(x, y):
-    ps = [x[0] * y[0], x[0] * y[1], x[1] * y[0], x[1] * y[1]]
-    lo, hi = _lo(ps[0]), _hi(ps[0])
-    for p in ps[1:]:
-        lo, hi = _pt_min(lo, _lo(p)), _pt_max(hi, _hi(p))
-    return (lo, hi)
+    """The product's interval from the corners that hold its extremes (the nine sign cases; the
+    ends are exact points, so each extreme is at a known corner and the lower (upper) end of the
+    Arb product there encloses it); all four corners when a sign class is undecided."""
+    (a, b), (c, d) = x, y
+    sx, sy = _sign_class(a, b), _sign_class(c, d)
+    if sx is None or sy is None:
+        ps = [a * c, a * d, b * c, b * d]
+        lo, hi = _lo(ps[0]), _hi(ps[0])
+        for p in ps[1:]:
+            lo, hi = _pt_min(lo, _lo(p)), _pt_max(hi, _hi(p))
+        return (lo, hi)
+    if sy > 0:
+        if sx > 0:
+            return (_lo(a * c), _hi(b * d))
+        if sx < 0:
+            return (_lo(a * d), _hi(b * c))
+        return (_lo(a * d), _hi(b * d))
+    if sy < 0:
+        if sx > 0:
+            return (_lo(b * c), _hi(a * d))
+        if sx < 0:
+            return (_lo(b * d), _hi(a * c))
+        return (_lo(b * c), _hi(a * c))
+    if sx > 0:
+        return (_lo(b * c), _hi(b * d))
+    if sx < 0:
+        return (_lo(a * d), _hi(a * c))
+    return (_pt_min(_lo(a * d), _lo(b * c)), _pt_max(_hi(a * c), _hi(b * d)))
 
 
 def _imono(fn, x):
@@ -272,11 +310,20 @@ def _guarded(t, x, guards):
     return (_pt_max(x[0], end), x[1]) if x[1] >= end else _nan()
 
 
-def _ieval(t, env, cache, guards=None):
+def _ieval(t, env, cache, guards=None, consts=None):
+    """``consts`` (optional): a dict, kept by the caller per working precision, of the enclosures
+    of the constant leaves (num, pi) by node id: each is the same at every evaluation."""
     tag = t[0]
-    if tag == "num":
-        x = arb(t[1])
-        return (_lo(x), _hi(x))
+    if tag == "num" or tag == "pi":
+        if consts is not None:
+            hit = consts.get(id(t))
+            if hit is not None:
+                return hit
+        x = arb(t[1]) if tag == "num" else arb.pi()
+        hit = (_lo(x), _hi(x))
+        if consts is not None:
+            consts[id(t)] = hit
+        return hit
     if tag == "var":
         if t[1] not in env:
             raise ArbExprError(f"no value for variable {t[1]!r}")
@@ -284,15 +331,18 @@ def _ieval(t, env, cache, guards=None):
         if hit is None:
             hit = cache[t[1]] = _ends(env[t[1]])
         return hit
-    if tag == "pi":
-        x = arb.pi()
-        return (_lo(x), _hi(x))
     if tag == "pow":
-        x = _ieval(t[1], env, cache, guards)
+        x = _ieval(t[1], env, cache, guards, consts)
         return _ipow(x, t[2]) if _ok(x) else _nan()
     a = []
-    for c in t[1:]:
-        a.append(_ieval(c, env, cache, guards))
+    if consts is None:
+        for c in t[1:]:
+            a.append(_ieval(c, env, cache, guards))
+    else:
+        get = consts.get
+        for c in t[1:]:
+            hit = get(id(c))   # a constant leaf seen before: no call
+            a.append(_ieval(c, env, cache, guards, consts) if hit is None else hit)
     return _apply(t, a, guards)
 
 
@@ -382,6 +432,10 @@ _ZERO = (arb(0), arb(0))
 def _gadd(x, y):
     if not (_ok(x) and _ok(y)):
         return _nan()
+    if x is _ZERO:    # 0 + y: the same exact ends
+        return y
+    if y is _ZERO:
+        return x
     return (_lo(x[0] + y[0]), _hi(x[1] + y[1]))
 
 
@@ -398,6 +452,8 @@ def _gneg(x):
 def _gmul(x, y):
     if not (_ok(x) and _ok(y)):
         return _nan()
+    if x is _ZERO or y is _ZERO:   # [0, 0] times a finite interval
+        return _ZERO
     return _imul2(x, y)
 
 
@@ -439,11 +495,11 @@ def _gextreme(vals, grads, is_max):
     return val, g
 
 
-def _deval(t, env, cache, guards, index, D):
+def _deval(t, env, cache, guards, index, D, consts=None):
     """(value, [derivative per named input]) of node t; see the comment above."""
     tag = t[0]
     if tag in ("num", "pi"):
-        return _ieval(t, env, cache, guards), [_ZERO] * D
+        return _ieval(t, env, cache, guards, consts), [_ZERO] * D
     if tag == "var":
         val = _ieval(t, env, cache, guards)
         if not _ok(val):
@@ -454,7 +510,7 @@ def _deval(t, env, cache, guards, index, D):
             g[k] = (arb(1), arb(1))
         return val, g
     if tag == "pow":
-        x, gx = _deval(t[1], env, cache, guards, index, D)
+        x, gx = _deval(t[1], env, cache, guards, index, D, consts)
         n = t[2]
         val = _ipow(x, n) if _ok(x) else _nan()
         if not _ok(val):
@@ -466,7 +522,7 @@ def _deval(t, env, cache, guards, index, D):
         return val, _gscale(f, gx)
     vals, grads = [], []
     for c in t[1:]:
-        v, g = _deval(c, env, cache, guards, index, D)
+        v, g = _deval(c, env, cache, guards, index, D, consts)
         vals.append(v)
         grads.append(g)
     val = _apply(t, list(vals), guards)
@@ -539,11 +595,18 @@ class CompiledExpr:
     partial derivatives by the named inputs.  Env values are arb balls, numbers, or (lo, hi) pairs of exact ends (fmpq).
     ``on_domain(domain)`` gives the same expression for boxes inside ``domain`` only, with the
     exact lower ends of its sqrt/log arguments there (``domain_guards``)."""
-    __slots__ = ("tree", "guards")
+    __slots__ = ("tree", "guards", "_consts")
 
     def __init__(self, tree, guards=None):
         self.tree = tree
         self.guards = guards
+        self._consts = {}   # working precision -> the constant leaves' enclosures (``_ieval``)
+
+    def _leaves(self):
+        c = self._consts.get(ctx.prec)
+        if c is None:
+            c = self._consts[ctx.prec] = {}
+        return c
 
     def on_domain(self, domain):
         """This expression for boxes inside ``domain``: a list of (lo, hi) per input x0, x1, ..."""
@@ -551,7 +614,7 @@ class CompiledExpr:
         return CompiledExpr(self.tree, domain_guards(self.tree, names))
 
     def bounds(self, env):
-        return _ieval(self.tree, env, {}, self.guards)
+        return _ieval(self.tree, env, {}, self.guards, self._leaves())
 
     def bounds_and_gradient(self, env, names):
         """((lo, hi), [(glo_i, ghi_i) for each name in names]): the value enclosure of ``bounds``
@@ -563,7 +626,7 @@ class CompiledExpr:
             if name not in env:
                 raise ArbExprError(f"no value for variable {str(name)[:40]!r}")
             index[name] = k
-        val, grad = _deval(self.tree, env, {}, self.guards, index, len(index))
+        val, grad = _deval(self.tree, env, {}, self.guards, index, len(index), self._leaves())
         return val, list(grad)
 
     def __call__(self, env):

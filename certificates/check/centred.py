@@ -38,13 +38,13 @@ bound (BoxError).  Nothing here is shared with the search in verify/.
 """
 from __future__ import annotations
 
-from fractions import Fraction
-
 from flint import arb, fmpq
 
-from .core import (REL_SLACK, BoxError, Invalid, box_bound, box_env, head_parts, knapsack_floats, knapsack_upper,
-                   prepare_heads,
-                   rat, undercuts)
+from .core import (REL_SLACK, BoxError, Invalid, box_bound, box_env, head_parts_lu, knapsack_lower,
+                   knapsack_upper, prepare_heads, rat, undercuts)
+
+_ZERO = arb(0)
+_INF = arb("inf")
 
 
 def _qbox(box):
@@ -74,6 +74,12 @@ def _prod(a_lo, a_hi, b_lo, b_hi):
             and a_lo <= a_hi and b_lo <= b_hi):   # else the hull of the four corners
         ps = (a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi)
         return _hull(ps)
+    return _corner_prod(a_lo, a_hi, b_lo, b_hi)
+
+
+def _corner_prod(a_lo, a_hi, b_lo, b_hi):
+    """``_prod`` for finite, exact ends with a_lo <= a_hi and b_lo <= b_hi (the caller's
+    guarantee: every end is an arb's .lower() or .upper() of ordered finite balls)."""
     if b_lo >= 0:
         if a_lo >= 0:
             return (a_lo * b_lo).lower(), (a_hi * b_hi).upper()
@@ -112,7 +118,7 @@ def head_derivatives(prep, hn, ks, qbox):
     D = len(qbox)
     if not 0 <= ks < len(c):
         raise Invalid("hint names an anchor that does not exist")
-    y_lo, y_hi, act, l, u, vl, vh = head_parts(prep, hn, ks, qbox)
+    y_lo, y_hi, act, l, u, vl, vh, lu = head_parts_lu(prep, hn, ks, qbox)
     table = prep.slope_table(hn, ks)
     has_tail = len(l) > len(act)
     live = set(act) if has_tail else None
@@ -121,7 +127,12 @@ def head_derivatives(prep, hn, ks, qbox):
     a_lo = [(x - alpha).lower() for x in vl]
     a_hi = [(x - alpha).upper() for x in vh]
     dy_lo, dy_hi = (y_lo - alpha).lower(), (y_hi - alpha).upper()
-    lu = knapsack_floats(l, u)
+    n = len(l)
+    # The ends of V_j - alpha are .lower() / .upper() of the balls of vl_j - alpha <= vh_j - alpha
+    # (vl_j <= vh_j: head_parts' value ends), so exact and ordered, and finite when their sum is
+    # (an infinite or NaN end makes the sum so); likewise the ends of dG_j - gamma when P is
+    # finite.  Then ``_corner_prod`` needs no checks.
+    a_ok = (sum(a_lo, _ZERO) + sum(a_hi, _ZERO)).is_finite()
     out = []
     for i in range(D):
         glo_all, ghi_all, g_up, g_down, flo_all, fhi_all, f_up, f_down = table[i]
@@ -138,17 +149,19 @@ def head_derivatives(prep, hn, ks, qbox):
                 f_lo.append(flo_all[_first_outside(f_up, live)])
                 f_hi.append(fhi_all[_first_outside(f_down, live)])
         p_hi = knapsack_upper(l, u, g_hi, None, lu)
-        p_lo = -knapsack_upper(l, u, [-x for x in g_lo], None, lu)
+        p_lo = knapsack_lower(l, u, g_lo, None, lu)
         gamma = ((p_lo + p_hi) / 2).mid()
-        q_lo, q_hi = [], []
-        for j in range(len(l)):
-            lo, hi = _prod(a_lo[j], a_hi[j], (g_lo[j] - gamma).lower(), (g_hi[j] - gamma).upper())
-            if f_lo is not None:
-                lo, hi = (lo + f_lo[j]).lower(), (hi + f_hi[j]).upper()
-            q_lo.append(lo)
-            q_hi.append(hi)
+        q_lo, q_hi = [None] * n, [None] * n
+        prod = _corner_prod if a_ok and p_lo.is_finite() and p_hi.is_finite() else _prod
+        if f_lo is None:
+            for j, (al, ah, gl, gh) in enumerate(zip(a_lo, a_hi, g_lo, g_hi)):
+                q_lo[j], q_hi[j] = prod(al, ah, (gl - gamma).lower(), (gh - gamma).upper())
+        else:
+            for j, (al, ah, gl, gh, fl, fh) in enumerate(zip(a_lo, a_hi, g_lo, g_hi, f_lo, f_hi)):
+                lo, hi = prod(al, ah, (gl - gamma).lower(), (gh - gamma).upper())
+                q_lo[j], q_hi[j] = (lo + fl).lower(), (hi + fh).upper()
         c_lo, c_hi = _prod(dy_lo, dy_hi, (p_lo - gamma).lower(), (p_hi - gamma).upper())
-        out.append(((-knapsack_upper(l, u, [-x for x in q_lo], None, lu) - c_hi).lower(),
+        out.append(((knapsack_lower(l, u, q_lo, None, lu) - c_hi).lower(),
                     (knapsack_upper(l, u, q_hi, None, lu) - c_lo).upper()))
     return out
 
@@ -164,15 +177,18 @@ def box_slopes(box, heads_all, targets, hints, prep=None):
     names = [f"x{i}" for i in range(D)]
     if len(hints) != sum(len(per) for per in heads_all):
         raise Invalid("wrong number of hints")
-    inf = arb("inf")
-    slopes = [arb(0)] * D
+    inf = _INF
+    slopes = [_ZERO] * D
     hn = 0
     for per, target in zip(heads_all, targets):
-        dn = [(arb(0), arb(0))] * D
+        dn = None
         for _ in per:
             dy = head_derivatives(prep, hn, hints[hn], qbox)
             hn += 1
-            dn = [((a + c).lower(), (b + d).upper()) for (a, b), (c, d) in zip(dn, dy)]
+            # the first head's ends as they are (0 + x is x), then sums rounded outward
+            dn = dy if dn is None else [((a + c).lower(), (b + d).upper()) for (a, b), (c, d) in zip(dn, dy)]
+        if dn is None:
+            dn = [(_ZERO, _ZERO)] * D
         _, df = target.bounds_and_gradient(env, names)
         for i in range(D):
             lo = (dn[i][0] - df[i][1]).lower()
@@ -194,7 +210,7 @@ def centred_parts(box, heads_all, targets, hints, prep=None, slopes=None):
     if slopes is None:
         slopes = box_slopes(qbox, heads_all, targets, hints, prep)
     centre = [(lo + hi) / 2 for lo, hi in qbox]
-    e_c = box_bound([(Fraction(int(x.p), int(x.q)),) * 2 for x in centre], heads_all, targets, hints, prep)
+    e_c = box_bound([(x, x) for x in centre], heads_all, targets, hints, prep)
     total = e_c
     for s, (lo, hi) in zip(slopes, qbox):
         total = (total + s * arb((hi - lo) / 2)).upper()

@@ -9,6 +9,7 @@ import json
 import math
 import re
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -337,32 +338,96 @@ def affine_range(c, g, qbox):
     """Exact range (lo, hi) of c + g.x over a rational box (fmpq arithmetic, no rounding)."""
     lo = hi = c
     for gi, (a, b) in zip(g, qbox):
-        if gi > 0:
+        if type(gi) is fmpq:   # its sign from the numerator: faster than comparing fmpq with 0
+            if not gi:
+                continue
+            pos = gi.p > 0
+        elif gi == 0:
+            continue
+        else:
+            pos = gi > 0
+        if pos:
             lo, hi = lo + gi * a, hi + gi * b
-        elif gi < 0:
+        else:
             lo, hi = lo + gi * b, hi + gi * a
     return lo, hi
 
 
-def knapsack_upper(l, u, v, order=None):
+def knapsack_upper(l, u, v, order=None, lu=None):
     """Upper end of max sum a_j v_j over l <= a <= u, sum a = 1, by weak LP duality:
     t + sum_j [u_j (v_j - t)^+ - l_j (t - v_j)^+] bounds it for any t; t comes from the greedy.
-    ``order`` (optional) is the greedy's order, the indices by decreasing float(v_j.mid()) as the
-    stable sort gives them; it only picks t, so any order keeps the bound sound."""
-    if order is None:
-        order = sorted(range(len(v)), key=lambda j: -float(v[j].mid()))
-    mass = 1.0 - sum(float(x.mid()) for x in l)
+    ``order`` (optional) is the greedy's order, the indices by decreasing v_j (by default the
+    stable sort under Arb's comparisons, which leaves balls that overlap in their given order);
+    ``lu`` (optional) is ``knapsack_floats(l, u)``; both only pick t, so any order and any floats
+    keep the bound sound.  Each term is evaluated in Arb: when v_j - t is
+    surely positive (negative) it is u_j (v_j - t) (l_j (v_j - t)), the same real number."""
+    n = len(v)
+    if order is None:   # by decreasing v_j (Arb's comparisons: exact on exact ends)
+        order = sorted(range(n), key=v.__getitem__, reverse=True)
+    if lu is None:
+        lu = knapsack_floats(l, u)
+    mass, width = lu
     t = v[order[-1]]
     for j in order:
-        mass -= float(u[j].mid()) - float(l[j].mid())
+        mass -= width[j]
         if mass <= 0:
             t = v[j]
             break
     t = arb(t.mid())  # an exact point: the dual bound holds for any t
     total = t
-    for j in range(len(v)):
-        total += u[j] * arb.max(v[j] - t, arb(0)) - l[j] * arb.max(t - v[j], arb(0))
+    zero = _ZERO
+    for vj, lj, uj in zip(v, l, u):
+        d = vj - t
+        if d > zero:
+            total += uj * d
+        elif d < zero:
+            total += lj * d
+        else:
+            total += uj * arb.max(d, zero) - lj * arb.max(-d, zero)
     return total.upper()
+
+
+_ZERO = arb(0)
+_ONE = arb(1)
+_TAIL_ARB = arb(-60)   # TAIL_GAP as an (exact) arb
+
+
+def knapsack_lower(l, u, v, order=None, lu=None):
+    """Lower end of min sum a_j v_j over l <= a <= u, sum a = 1: ``-knapsack_upper(l, u, -v)``
+    without the negated list, i.e. t + sum_j [l_j (v_j - t)^+ - u_j (t - v_j)^+] for any t, t
+    from the greedy that fills the smallest values first.  ``order`` (optional): the indices by
+    increasing v_j; ``lu`` as there."""
+    n = len(v)
+    if order is None:
+        order = sorted(range(n), key=v.__getitem__)
+    if lu is None:
+        lu = knapsack_floats(l, u)
+    mass, width = lu
+    t = v[order[-1]]
+    for j in order:
+        mass -= width[j]
+        if mass <= 0:
+            t = v[j]
+            break
+    t = arb(t.mid())
+    total = t
+    zero = _ZERO
+    for vj, lj, uj in zip(v, l, u):
+        d = vj - t
+        if d > zero:
+            total += lj * d
+        elif d < zero:
+            total += uj * d
+        else:
+            total += lj * arb.max(d, zero) - uj * arb.max(-d, zero)
+    return total.lower()
+
+
+def knapsack_floats(l, u):
+    """(1 - sum float(l_j), [float(u_j) - float(l_j)]): what the greedy of ``knapsack_upper``
+    reads, made once for several value vectors over the same weight bounds."""
+    lf = [float(x) for x in l]
+    return 1.0 - sum(lf), [float(x) - y for x, y in zip(u, lf)]
 
 
 def softmax_weight_bounds(sl, sh, tail=None):
@@ -371,19 +436,20 @@ def softmax_weight_bounds(sl, sh, tail=None):
     ``tail`` (an arb >= 0, optional) bounds sum_k e^{s_k} over further keys that are not listed:
     it is added to the upper end of the sum only (their lower end 0 is implied)."""
     el = [x.exp() for x in sl]
-    eh = [x.exp() for x in sh]
-    S_lo, S_hi = sum(el, arb(0)), sum(eh, arb(0))
+    eh = el if sh is sl else [x.exp() for x in sh]   # one list: a point's logits
+    zero, one = _ZERO, _ONE
+    S_lo, S_hi = sum(el, zero), sum(eh, zero)
     if tail is not None:
         S_hi = S_hi + tail
     l, u = [], []
-    for j in range(len(sl)):
-        t_hi = (S_hi - eh[j]).upper()
-        t_lo = (S_lo - el[j]).lower()
-        t_lo = t_lo if t_lo > 0 else arb(0)
-        lj = (1 / (1 + t_hi / el[j])).lower()
-        uj = (1 / (1 + t_lo / eh[j])).upper()
-        l.append(lj if lj > 0 else arb(0))
-        u.append(uj if uj < 1 else arb(1))
+    for elj, ehj in zip(el, eh):
+        t_hi = (S_hi - ehj).upper()
+        t_lo = (S_lo - elj).lower()
+        t_lo = t_lo if t_lo > zero else zero
+        lj = (one / (one + t_hi / elj)).lower()
+        uj = (one / (one + t_lo / ehj)).upper()
+        l.append(lj if lj > zero else zero)
+        u.append(uj if uj < one else one)
     return l, u
 
 
@@ -449,14 +515,168 @@ def affine_heads(net, D):
 # A key whose exact logit gap to the hint key k* is below TAIL_GAP over the whole box joins the
 # lumped tail (e^-60 < 2^-86): its weight is then bounded in bulk, not key by key.
 TAIL_GAP = fmpq(-60)
+# Heads with at least this many keys are screened in float64 first (``PreparedHeads.screen``):
+# only the keys the screen cannot prove to be in the tail are bounded one by one in exact
+# arithmetic.  The screen lumps a key when its float gap bound plus its rounding-error bound is
+# below _SCREEN_GAP (half a unit below TAIL_GAP, which absorbs the rounding of that one sum).
+SCREEN_MIN_KEYS = 12
+_SCREEN_PY_KEYS = 128          # one-input heads up to this many keys: the screen in Python floats
+_SCREEN_GAP = -60.5
+
+
+def _float(x) -> float:
+    """x (fmpq, Fraction or int) rounded to the nearest float64 (Python's int / int is correctly
+    rounded); OverflowError when it does not fit."""
+    if type(x) is fmpq:
+        return int(x.p) / int(x.q)
+    return int(x.numerator) / int(x.denominator)
+
+
+class _AffineScreen:
+    """Float64 ends of affine functions over a box, with a rigorous bound of their rounding error,
+    vectorised over the keys j (NumPy): the functions c_j + G_j.x themselves, or (with a hint k)
+    their differences (c_j - c_k) + (G_j - G_k).x, made from the same float64 coefficients.
+    ``ok`` is False (screen unusable) when a coefficient does not convert to a float64 that is
+    zero or normal.
+
+    Error bound.  Let u = 2^-53.  Every coefficient and box end is rounded to nearest: each
+    nonzero coefficient to a normal float (checked here), with relative error <= u; a box end
+    with relative error <= u, or absolute error <= 2^-1075 when it underflows.  A difference
+    fl(fl(c_j) - fl(c_k)) then lies within 2.01 u A of c_j - c_k with A = |c_j| + |c_k| (a
+    subnormal difference is exact), likewise for each slope with A_i = |G_ji| + |G_ki|; without a
+    hint A = |c_j|, A_i = |G_ji|.  The end c + sum_i g_i x_i (x_i = b_i or a_i by the sign of the
+    float slope) is a sum of at most D + 1 nonzero terms, each within 4.02 u A_i |x_i| of its
+    exact value (the slope's error, the box end's rounding and the product's; a fused
+    multiply-add has fewer roundings), summed in some order with at most D roundings: its error
+    is at most (D + 5) u (1 + 1e-9) S with S = A + sum_i A_i |x_i| (Higham, Accuracy and
+    Stability, 3.1 and 3.5; gamma_m = m u / (1 - m u)).  When the float slope has the other sign
+    than the exact one, |g_i| <= 2.01 u A_i and using the other box end adds at most
+    2.01 u A_i |b_i - a_i| <= 4.02 u A_i m_i, m_i = max(|a_i|, |b_i|): at most D of them.  So the
+    error is below (6 D + 6) u (1 + 1e-9) S', S' = A + sum_i A_i m_i, and the screen uses
+    (8 D + 32) u S_f with S_f = fl(A + sum_i A_i m_i) >= S' (1 - (D + 3) u): a factor above 1.3
+    to spare (one more rounding of S_f times the constant is covered).  Underflow: a subnormal product or converted
+    box end adds at most 2^-1075 (times |g_i| <= 2 gmax for the box end), and
+    (2 D + 4) 2^-1073 (1 + 2 gmax) covers both.  Hence every exact end lies within
+    err = (8 D + 32) u S_f + (2 D + 4) 2^-1073 (1 + 2 gmax) of its float value.
+    """
+
+    def __init__(self, c, G):
+        import numpy as np
+        self.np = np
+        n, D = len(c), (len(G[0]) if G else 0)
+        self.D = D
+        self.ok = False
+        try:
+            cf = np.array([_float(x) for x in c], dtype=float)
+            gf = np.array([[_float(x) for x in row] for row in G], dtype=float).reshape(n, D)
+        except (OverflowError, ZeroDivisionError):
+            return
+        tiny = 2.0 ** -1021
+        cz = np.array([x != 0 for x in c], dtype=bool)
+        gz = np.array([[x != 0 for x in row] for row in G], dtype=bool).reshape(n, D)
+        if not (np.all(np.isfinite(cf)) and np.all(np.isfinite(gf)) and np.all(np.abs(gf[gz]) >= tiny)
+                and np.all(np.abs(cf[cz]) >= tiny)):
+            return
+        self.ok = True
+        self.cf, self.gf = cf, gf
+        self.cabs, self.gabs = np.abs(cf), np.abs(gf)
+        gmax = float(self.gabs.max()) if gf.size else 0.0
+        self.rel = (8 * D + 32) * 2.0 ** -53
+        self.absolute = (2 * D + 4) * 2.0 ** -1073 * (1.0 + 2.0 * gmax)
+        if D == 1 and n <= _SCREEN_PY_KEYS:   # plain Python floats: less overhead than NumPy here
+            self.lists = (cf.tolist(), gf[:, 0].tolist(), self.cabs.tolist(), self.gabs[:, 0].tolist())
+        else:
+            self.lists = None
+
+    def tail_1d(self, qbox, ks):
+        """For one input and a hint ks, with Python floats (the same IEEE double operations that
+        ``ends`` makes, one product per key, so the same error bound): (cand, n_tail, top), the
+        keys j != ks whose float gap end hi_j plus its error bound err_j is not below _SCREEN_GAP
+        (or is not finite), how many others, and the largest hi_j plus the largest err_j over
+        those others, as an exact float sum in Arb (None when there are none).  None when a box
+        end does not convert."""
+        try:
+            a, b = _float(qbox[0][0]), _float(qbox[0][1])
+        except (OverflowError, ZeroDivisionError):
+            return None
+        cf, gf, ca, ga = self.lists
+        c0, g0, ca0, ga0 = cf[ks], gf[ks], ca[ks], ga[ks]
+        m = max(abs(a), abs(b))
+        rel, absolute, gap = self.rel, self.absolute, _SCREEN_GAP
+        cand = []
+        hmax = emax = None
+        inf = math.inf
+        for j in range(len(cf)):
+            g = gf[j] - g0
+            h = (cf[j] - c0) + (g * b if g > 0 else g * a)
+            e = ((ca[j] + ca0) + (ga[j] + ga0) * m) * rel + absolute
+            t = h + e
+            if t < gap and -inf < h and e < inf and j != ks:
+                if hmax is None:
+                    hmax, emax = h, e
+                else:
+                    hmax = h if h > hmax else hmax
+                    emax = e if e > emax else emax
+            else:
+                cand.append(j)
+        n_tail = len(cf) - len(cand)
+        if not n_tail:
+            return cand, 0, None
+        return cand, n_tail, (arb(hmax) + arb(emax)).upper()
+
+    def ends(self, qbox, ks=None, lo_too=True):
+        """(hi, lo, err): float arrays with |exact hi_j - hi[j]| <= err[j], likewise lo (None
+        unless ``lo_too``), for the functions (ks None) or their differences to key ks (the caller
+        checks that what it reads is finite); None when a box end does not convert."""
+        np = self.np
+        try:
+            a = [_float(lo) for lo, _ in qbox]
+            b = [_float(hi) for _, hi in qbox]
+        except (OverflowError, ZeroDivisionError):
+            return None
+        cf, gf, ca, ga = self.cf, self.gf, self.cabs, self.gabs
+        if ks is not None:
+            cf, gf, ca, ga = cf - cf[ks], gf - gf[ks], ca + ca[ks], ga + ga[ks]
+        if self.D == 1:
+            a0, b0 = a[0], b[0]
+            g = gf[:, 0]
+            gp, gn = np.maximum(g, 0.0), np.minimum(g, 0.0)
+            hi = cf + gp * b0 + gn * a0
+            lo = cf + gp * a0 + gn * b0 if lo_too else None
+            err = (ca + ga[:, 0] * max(abs(a0), abs(b0))) * self.rel + self.absolute
+            return hi, lo, err
+        D = self.D
+        X = np.array([b + a, a + b], dtype=float).T          # (2D, 2): columns hi, lo
+        m = np.maximum(np.abs(X[:D, 0]), np.abs(X[:D, 1]))
+        R = np.hstack([np.maximum(gf, 0.0), np.minimum(gf, 0.0)]) @ X
+        err = (ca + ga @ m) * self.rel + self.absolute
+        return cf + R[:, 0], cf + R[:, 1], err
+
+
+PER_HINT_CACHE = 256
+
+
+def _lru_get(cache, key):
+    v = cache.get(key)
+    if v is not None:
+        cache.move_to_end(key)
+    return v
+
+
+def _lru_put(cache, key, value):
+    cache[key] = value
+    if len(cache) > PER_HINT_CACHE:
+        cache.popitem(last=False)
 
 
 class PreparedHeads:
     """Per-certificate data of a one-layer network for ``box_bound``: per head, the exact logit
     differences c_j - c_k*, G_j - G_k* per hint k* (made once per k*), whether the values are
     constant in x (all F_j zero), and then the knapsack's greedy orders of the value bounds and
-    their exact-ended extremes (made once per working precision).  Nothing here changes a bound:
-    it only saves recomputing the same exact numbers for every box."""
+    their exact-ended extremes (made once per working precision), the float screens of the logit
+    gaps and values, and the exact-ended arb enclosures and sorted orders of the slopes that the
+    centred bound reads.  Nothing here changes a bound: it only saves recomputing the same exact
+    numbers for every box."""
 
     def __init__(self, heads_all):
         self.heads_all = heads_all
@@ -464,6 +684,13 @@ class PreparedHeads:
         self.const = [all(fi == 0 for Fj in F for fi in Fj) for (_, _, _, F) in self.flat]
         self._gaps = {}
         self._vals = {}
+        self._screens = {}
+        self._last_screen = {}
+        # per (head, hint) tables of n keys each: the most recently used PER_HINT_CACHE of them
+        # (n^2 of them would not fit in memory for thousands of keys; boxes in tree order reuse
+        # a few hints at a time)
+        self._gapballs = OrderedDict()
+        self._slopes = OrderedDict()
 
     def gaps(self, hn, ks):
         key = (hn, ks)
@@ -496,58 +723,290 @@ class PreparedHeads:
             self._vals[key] = cv
         return cv
 
+    def gap_balls(self, hn, ks):
+        """At the current precision: (dcA, gA, pos) with dcA[j] an arb ball of c_j - c_k*, and
+        per key j the nonzero slopes G_ji - G_k*i as (i, arb ball, exact sign > 0) triples."""
+        key = (hn, ks, ctx.prec)
+        g = _lru_get(self._gapballs, key)
+        if g is None:
+            dc, dG = self.gaps(hn, ks)
+            g = ([arb(x) for x in dc],
+                 [[(i, arb(x), x > 0) for i, x in enumerate(row) if x != 0] for row in dG])
+            _lru_put(self._gapballs, key, g)
+        return g
+
+    def value_balls(self, hn):
+        """Arb balls of the constant values e_j of head ``hn`` (at the current precision)."""
+        key = ("balls", hn, ctx.prec)
+        b = self._vals.get(key)
+        if b is None:
+            b = [arb(x) for x in self.flat[hn][2]]
+            self._vals[key] = b
+        return b
+
+    def _screen(self, key, make):
+        s = self._screens.get(key)
+        if s is None:
+            s = make()
+            self._screens[key] = s
+        return s if s.ok else None
+
+    def screen(self, hn, ks, qbox):
+        """None (bound every key exactly), or (cand, n_tail, M): the keys ``cand`` (increasing,
+        k* among them) that the float screen could not place in the tail, the number of the others,
+        and an arb M >= the exact largest gap end over the box of those others (None when there
+        are none); every one of them has exact gap end below TAIL_GAP (``_AffineScreen``).
+        The last result per (head, hint) is kept with its box: a box inside it (the centre of a
+        centred box after the box itself) gets it again, as each gap end over the smaller box is
+        at most the one over the larger (M and the screened keys stay valid)."""
+        c = self.flat[hn][0]
+        if len(c) < SCREEN_MIN_KEYS:
+            return None
+        last = self._last_screen.get((hn, ks))
+        if last is not None and all(A <= a and b <= B for (a, b), (A, B) in zip(qbox, last[0])):
+            return last[1]
+        scr = self._screen(("g", hn), lambda: _AffineScreen(c, self.flat[hn][1]))
+        if scr is None:
+            return None
+        if scr.lists is not None:
+            res = scr.tail_1d(qbox, ks)
+            if res is not None:
+                self._last_screen[(hn, ks)] = (qbox, res)
+            return res
+        ends = scr.ends(qbox, ks, lo_too=False)
+        if ends is None:
+            return None
+        np = scr.np
+        hi, _, err = ends
+        top = hi + err
+        if not np.isfinite(top).all():   # a finite top has finite hi and err
+            return None
+        out = top < _SCREEN_GAP
+        out[ks] = False
+        cand = np.flatnonzero(~out).tolist()
+        n_tail = len(c) - len(cand)
+        if not n_tail:
+            res = (cand, 0, None)
+        else:
+            # every exact end in the tail is <= hi_f + err_f <= max hi_f + max err_f (exact floats)
+            res = (cand, n_tail, (arb(float(hi[out].max())) + arb(float(err[out].max()))).upper())
+        self._last_screen[(hn, ks)] = (qbox, res)
+        return res
+
+    def tail_value_range(self, hn, qbox, tail_mask):
+        """(lo, hi) arb: lo <= min, hi >= max over the box of the values of the keys in
+        ``tail_mask`` (a NumPy bool array), from the float screen of the values; None when it
+        is unusable."""
+        _, _, e, F = self.flat[hn]
+        scr = self._screen(("v", hn), lambda: _AffineScreen(e, F))
+        if scr is None:
+            return None
+        ends = scr.ends(qbox)
+        if ends is None:
+            return None
+        hi, lo, err = ends
+        e_max, lo_min, hi_max = float(err[tail_mask].max()), float(lo[tail_mask].min()), float(hi[tail_mask].max())
+        if not (math.isfinite(e_max) and math.isfinite(lo_min) and math.isfinite(hi_max)):
+            return None
+        return ((arb(lo_min) - arb(e_max)).lower(), (arb(hi_max) + arb(e_max)).upper())
+
+    def slope_table(self, hn, ks):
+        """For the centred bound, at the current precision: per input i, (glo, ghi, g_up, g_down,
+        flo, fhi, f_up, f_down): the exact-ended arb enclosures of dG_ji = G_ji - G_k*i and of
+        F_ji per key j, and the keys sorted by increasing and by decreasing exact dG_ji and F_ji
+        (F entries None for a head with constant values)."""
+        key = (hn, ks, ctx.prec)
+        t = _lru_get(self._slopes, key)
+        if t is None:
+            _, dG = self.gaps(hn, ks)
+            F = self.flat[hn][3]
+            n = len(dG)
+            D = len(dG[0]) if n else 0
+            const = self.const[hn]
+            t = []
+            for i in range(D):
+                col = [dG[j][i] for j in range(n)]
+                up = sorted(range(n), key=lambda j: col[j])
+                row = [[arb(x).lower() for x in col], [arb(x).upper() for x in col], up, up[::-1]]
+                if const:
+                    row += [None, None, None, None]
+                else:
+                    fc = [F[j][i] for j in range(n)]
+                    fu = sorted(range(n), key=lambda j: fc[j])
+                    row += [[arb(x).lower() for x in fc], [arb(x).upper() for x in fc], fu, fu[::-1]]
+                t.append(row)
+            _lru_put(self._slopes, key, t)
+        return t
+
 
 def prepare_heads(heads_all) -> PreparedHeads:
     return PreparedHeads(heads_all)
 
 
 def _head_bound(prep, hn, ks, qbox):
-    """Arb enclosure (lo, hi) of one head's output over an exact box: ``head_parts``' first two."""
-    parts = head_parts(prep, hn, ks, qbox)
+    """Arb enclosure (lo, hi) of one head's output over an exact box: ``head_parts``' first two,
+    or ``point_head_bound`` when the box is a point."""
+    if all(a == b for a, b in qbox):
+        return point_head_bound(prep, hn, ks, qbox)
+    parts = head_parts_lu(prep, hn, ks, qbox)
     return parts[0], parts[1]
 
 
+def point_head_bound(prep, hn, ks, qbox):
+    """Arb enclosure (lo, hi) of one head's output at an exact point x (a box with lo = hi).
+
+    Every gap g_j = s_j(x) - s_k*(x) is enclosed in an Arb ball (from balls of the exact
+    coefficients and of x), each value v_j(x) too; with A the keys kept (as in ``head_parts``:
+    those the screen cannot place in the tail and whose ball is not surely below TAIL_GAP;
+    k* is in A, its gap the exact 0) and T the others, N = sum_A e^{g_j} v_j, Dn = sum_A e^{g_j} >= e^0 = 1 and
+    s = sum_T e^{g_j} in [0, tau] (tau = |T| e^M, M >= max_T g_j, as in ``head_parts``), exactly
+        y = (N + s w) / (Dn + s) = N/Dn + (s / (Dn + s)) (w - N/Dn),
+    w = (sum_T e^{g_j} v_j) / s in [V_lo, V_hi] (the tail's value range) when s > 0.  As
+    s / (Dn + s) lies in [0, tau / Dn], y lies in N/Dn + [0, f] x [V_lo - N/Dn, V_hi - N/Dn] for
+    any f >= tau / Dn; N and Dn are Arb balls, so every end below is an enclosure.  Without a
+    tail, y = N/Dn.  (The same real number as the knapsack of ``head_parts`` encloses; at a point
+    its weight bounds collapse, and this direct form costs a quarter of it.)"""
+    c, _, e, F = prep.flat[hn]
+    n = len(c)
+    const = prep.const[hn]
+    x = [a for a, _ in qbox]
+    D = len(x)
+    scr = prep.screen(hn, ks, qbox)
+    if scr is None:
+        keys, n_tail, tail_max = range(n), 0, None
+    else:
+        keys, n_tail, tail_max = scr
+    screened = n_tail
+    exact_tail = []
+    vals = prep.value_balls(hn) if const else None
+    num, den = arb(0), arb(0)
+    dcA, gA = prep.gap_balls(hn, ks)
+    xA = [arb(a) for a in x]
+    tail_gap = _TAIL_ARB
+    for j in keys:
+        g = dcA[j]   # an Arb ball that contains the exact gap at x
+        for i, gi, _ in gA[j]:
+            g = g + gi * xA[i]
+        if g < tail_gap:   # surely below TAIL_GAP
+            n_tail += 1
+            exact_tail.append(j)
+            top = g.upper()
+            tail_max = top if tail_max is None or top > tail_max else tail_max
+            continue
+        w = g.exp()
+        if const:
+            v = vals[j]
+        else:
+            vq = e[j]
+            for i in range(D):
+                vq += F[j][i] * x[i]
+            v = arb(vq)
+        num += w * v
+        den += w
+    y = num / den
+    if not n_tail:
+        return y.lower(), y.upper()
+    tau = (arb(n_tail) * tail_max.upper().exp()).upper()
+    if const:
+        _, _, _, _, t_lo, t_hi = prep.const_values(hn)
+    else:
+        t_lo = t_hi = None
+        if screened:
+            import numpy as np
+            mask = np.ones(n, dtype=bool)
+            mask[keys] = False
+            r = prep.tail_value_range(hn, qbox, mask)
+            if r is None:
+                r = _exact_value_range(e, F, np.flatnonzero(mask).tolist(), qbox)
+            t_lo, t_hi = r
+        if exact_tail:
+            x_lo, x_hi = _exact_value_range(e, F, exact_tail, qbox)
+            t_lo = x_lo if t_lo is None else arb.min(t_lo, x_lo).lower()
+            t_hi = x_hi if t_hi is None else arb.max(t_hi, x_hi).upper()
+    f = (tau / den).upper()
+    d_lo = (t_lo - y).lower()
+    d_hi = (t_hi - y).upper()
+    lo = y + f * d_lo if d_lo < 0 else y
+    hi = y + f * d_hi if d_hi > 0 else y
+    return lo.lower(), hi.upper()
+
+
 def head_parts(prep, hn, ks, qbox):
+    """``head_parts_lu`` without its last entry."""
+    return head_parts_lu(prep, hn, ks, qbox)[:7]
+
+
+def head_parts_lu(prep, hn, ks, qbox):
     """Arb enclosure (lo, hi) of one head's output y = sum_j a_j v_j over an exact box, and what it
     was made from: returns (lo, hi, act, l, u, vl, vh), with act the keys bounded one by one and
     l_j <= a_j <= u_j, vl_j <= v_j <= vh_j their weight and value bounds in act's order (exact
     ends); with a lumped tail (the keys not in act) the lists have one more last entry, the
     tail's total weight m in [0, min(1, tau)] and the range [V_lo, V_hi] of the tail's values.
 
-    Without a tail this is the dense bound: every key's logit gap g_j = s_j - s_k* and value v_j
-    enclosed exactly (affine ranges), the softmax weights bounded in the gap form, and the
-    knapsack's dual bound over l <= a <= u, sum a = 1.
+    Without a tail this is the dense bound: every key's logit gap g_j = s_j - s_k* enclosed over
+    the box (its exact ends lo_j = (c_j - c_k*) + sum_i min((G_ji - G_k*i) a_i, (G_ji - G_k*i) b_i)
+    and hi_j likewise, each evaluated as an Arb ball from balls of the exact coefficients and box
+    ends, the corner chosen by the exact sign of the slope), each value v_j enclosed exactly
+    (affine ranges), the softmax weights bounded in the gap form, and the knapsack's dual bound
+    over l <= a <= u, sum a = 1.
 
-    Lumped tail.  Let T be the keys whose exact gap range over the box ends below TAIL_GAP
-    (hi_j < -60), A the others (k* is in A: g_k* = 0), m = sum_{j in T} a_j and, when m > 0,
+    Lumped tail.  Let T be keys whose exact gap range over the box ends below TAIL_GAP
+    (hi_j < -60; here: those whose ball for hi_j lies surely below it), A the others (k* is in
+    A: g_k* = 0; any such split is sound), m = sum_{j in T} a_j and, when m > 0,
     w = (sum_{j in T} a_j v_j) / m, a convex combination of tail values, so w lies in
     [V_lo, V_hi] with V_lo <= min_T v_j, V_hi >= max_T v_j over the box.  Then exactly
         y = sum_{j in A} a_j v_j + m w,   a >= 0, m >= 0,   sum_A a_j + m = 1.
-    Since sum_k e^{g_k} >= e^{g_k*} = 1, m <= sum_T e^{g_j} <= |T| e^{max_T hi_j} =: tau.
-    For j in A, a_j = e^{g_j} / (e^{g_j} + R_j) with R_j = sum_{k != j} e^{g_k} in
+    Since sum_k e^{g_k} >= e^{g_k*} = 1, m <= sum_T e^{g_j} <= |T| e^{M} =: tau for any
+    M >= max_T hi_j.  For j in A, a_j = e^{g_j} / (e^{g_j} + R_j) with R_j = sum_{k != j} e^{g_k} in
     [sum_{A - j} e^{lo_k}, sum_{A - j} e^{hi_k} + tau]: softmax_weight_bounds with ``tail=tau``
     encloses a_j.  As m >= 0 and w <= V_hi, y <= sum_A a_j vh_j + m V_hi, and (a_A, m) is feasible
     for the knapsack with one more key of weight in [0, min(1, tau)] and value V_hi; its dual bound
     (valid for any t) is an upper end of y.  The lower end follows with -v.  So the bound encloses
     the exact head output; it differs from the dense one by O(tau) ~ |T| e^-60.
+
+    Screen.  With SCREEN_MIN_KEYS keys or more, ``PreparedHeads.screen`` first places in T the
+    keys whose float64 gap end plus its rounding-error bound is below TAIL_GAP - 1/2 (each has
+    exact hi_j < -60, so each would join T without the screen too) and gives M >= their exact
+    largest hi_j; only the other keys are enclosed here (those proved below TAIL_GAP join T too,
+    and M grows to cover them).  For values that depend on x, [V_lo, V_hi] over the
+    screened keys comes from the float screen of the values, widened by its error bound.
     """
-    c, G, e, F = prep.flat[hn]
+    c, _, e, F = prep.flat[hn]
     n = len(c)
-    dc, dG = prep.gaps(hn, ks)
     const = prep.const[hn]
-    act, tail_max, n_tail = [], None, 0
-    srange = []
-    for j in range(n):
-        lo_s, hi_s = affine_range(dc[j], dG[j], qbox)
-        if hi_s < TAIL_GAP:
+    scr = prep.screen(hn, ks, qbox)
+    if scr is None:
+        keys, n_tail, tail_max = range(n), 0, None
+    else:
+        keys, n_tail, tail_max = scr
+    screened = n_tail
+    act, exact_tail = [], []
+    sl, sh = [], []
+    point = all(a == b for a, b in qbox)
+    dcA, gA = prep.gap_balls(hn, ks)
+    xa = [arb(a) for a, _ in qbox]
+    xb = xa if point else [arb(b) for _, b in qbox]
+    tail_gap = _TAIL_ARB
+    for j in keys:
+        # Arb balls that contain the exact ends of the gap's range over the box
+        lo_s = hi_s = dcA[j]
+        for i, g, pos in gA[j]:
+            if pos:
+                lo_s, hi_s = lo_s + g * xa[i], hi_s + g * xb[i]
+            else:
+                lo_s, hi_s = lo_s + g * xb[i], hi_s + g * xa[i]
+        if hi_s < tail_gap:   # surely: the exact end is below TAIL_GAP
             n_tail += 1
-            if tail_max is None or hi_s > tail_max:
-                tail_max = hi_s
+            exact_tail.append(j)
+            top = hi_s.upper()
+            tail_max = top if tail_max is None or top > tail_max else tail_max
         else:
             act.append(j)
-            srange.append((lo_s, hi_s))
-    sl = [arb(a) for a, _ in srange]
-    sh = [arb(b) for _, b in srange]
+            sl.append(lo_s)
+            if not point:
+                sh.append(hi_s)
+    if point:   # lo_s == hi_s for every key: one list, so that each exp is taken once
+        sh = sl
     if const:
         cvl, cvh, o_hi, o_lo, vmin, vmax = prep.const_values(hn)
     if not n_tail:   # the dense bound
@@ -561,10 +1020,11 @@ def head_parts(prep, hn, ks, qbox):
                 vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
             o_hi = o_lo = None
         l, u = softmax_weight_bounds(sl, sh)
-        hi = knapsack_upper(l, u, vh, o_hi)
-        lo = -knapsack_upper(l, u, [-x for x in vl], o_lo)
-        return lo, hi, act, l, u, vl, vh
-    tau = (arb(n_tail) * arb(tail_max).exp()).upper()
+        lu = knapsack_floats(l, u)
+        hi = knapsack_upper(l, u, vh, o_hi, lu)
+        lo = knapsack_lower(l, u, vl, o_lo, lu)
+        return lo, hi, act, l, u, vl, vh, lu
+    tau = (arb(n_tail) * tail_max.upper().exp()).upper()
     if const:
         vl = [cvl[j] for j in act]
         vh = [cvh[j] for j in act]
@@ -574,23 +1034,38 @@ def head_parts(prep, hn, ks, qbox):
         for j in act:
             lo_v, hi_v = affine_range(e[j], F[j], qbox)
             vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
-        act_set = set(act)
         t_lo = t_hi = None
-        for j in range(n):
-            if j in act_set:
-                continue
-            lo_v, hi_v = affine_range(e[j], F[j], qbox)
-            t_lo = lo_v if t_lo is None or lo_v < t_lo else t_lo
-            t_hi = hi_v if t_hi is None or hi_v > t_hi else t_hi
-        t_lo, t_hi = arb(t_lo).lower(), arb(t_hi).upper()
+        if screened:
+            import numpy as np
+            mask = np.ones(n, dtype=bool)
+            mask[keys] = False
+            r = prep.tail_value_range(hn, qbox, mask)
+            if r is None:   # the screen of the values is unusable: every screened key exactly
+                r = _exact_value_range(e, F, np.flatnonzero(mask).tolist(), qbox)
+            t_lo, t_hi = r
+        if exact_tail:
+            x_lo, x_hi = _exact_value_range(e, F, exact_tail, qbox)
+            t_lo = x_lo if t_lo is None else arb.min(t_lo, x_lo).lower()
+            t_hi = x_hi if t_hi is None else arb.max(t_hi, x_hi).upper()
     l, u = softmax_weight_bounds(sl, sh, tail=tau)
     l.append(arb(0))
     u.append(arb.min(tau, arb(1)).upper())
     vh = vh + [t_hi]
     vl = vl + [t_lo]
-    hi = knapsack_upper(l, u, vh)
-    lo = -knapsack_upper(l, u, [-x for x in vl])
-    return lo, hi, act, l, u, vl, vh
+    lu = knapsack_floats(l, u)
+    hi = knapsack_upper(l, u, vh, None, lu)
+    lo = knapsack_lower(l, u, vl, None, lu)
+    return lo, hi, act, l, u, vl, vh, lu
+
+
+def _exact_value_range(e, F, keys, qbox):
+    """(lo, hi) arb with exact ends: the range over the box of the values of ``keys``."""
+    t_lo = t_hi = None
+    for j in keys:
+        lo_v, hi_v = affine_range(e[j], F[j], qbox)
+        t_lo = lo_v if t_lo is None or lo_v < t_lo else t_lo
+        t_hi = hi_v if t_hi is None or hi_v > t_hi else t_hi
+    return arb(t_lo).lower(), arb(t_hi).upper()
 
 
 def box_bound(box, heads_all, targets, hints, prep=None):
@@ -598,7 +1073,7 @@ def box_bound(box, heads_all, targets, hints, prep=None):
     ``prep`` is ``prepare_heads(heads_all)``, made once per certificate (made here when absent)."""
     if prep is None or prep.heads_all is not heads_all:
         prep = PreparedHeads(heads_all)
-    qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+    qbox = [(_q(lo), _q(hi)) for lo, hi in box]
     env = box_env(qbox)
     worst = arb(0)
     hn = 0

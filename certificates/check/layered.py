@@ -27,8 +27,9 @@ from __future__ import annotations
 from flint import arb, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env,
-                   knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds, target_error, undercuts)
+from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env, knapsack_floats,
+                   knapsack_lower, knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds,
+                   target_error, undercuts)
 
 
 def _mm(A, B):
@@ -54,13 +55,25 @@ def _f(x) -> float:
 
 def _weights(gaps):
     """Balls [l_j, u_j] (as pairs of arb) of softmax weights from gap balls s_j - s_k*."""
-    return softmax_weight_bounds([arb(g.lower()) for g in gaps], [arb(g.upper()) for g in gaps])
+    return softmax_weight_bounds([g.lower() for g in gaps], [g.upper() for g in gaps])
 
 
-def _combine(l, u, vals):
-    """Ball enclosing sum_j a_j v_j for value balls v_j."""
-    hi = _knapsack(l, u, [arb(v.upper()) for v in vals])
-    lo = -_knapsack(l, u, [-arb(v.lower()) for v in vals])
+def _cols(h, key, M):
+    """M's columns as [(t, arb(M[t][c])) for its nonzero entries], made once per head."""
+    cache = h.setdefault("cols", {})
+    cols = cache.get(key)
+    if cols is None:
+        cols = cache[key] = [[(t, arb(M[t][c])) for t in range(len(M)) if M[t][c] != 0] for c in range(len(M[0]))]
+    return cols
+
+
+def _combine(l, u, vals, lu=None):
+    """Ball enclosing sum_j a_j v_j for value balls v_j (``lu``: knapsack_floats(l, u), shared by
+    the columns of one softmax row)."""
+    if lu is None:
+        lu = knapsack_floats(l, u)
+    hi = _knapsack(l, u, [v.upper() for v in vals], None, lu)
+    lo = knapsack_lower(l, u, [v.lower() for v in vals], None, lu)
     if not (hi.is_finite() and lo.is_finite()):
         return arb("nan")
     return lo.union(hi)
@@ -256,7 +269,11 @@ class LayeredNet:
         D = len(qbox)
         Y = None
         for h in heads:
-            qc, qG, kc, kG, vc, vG = self._pre(h, qrows, krows)
+            qc, qG, kc, kG, vc, vG = self._pre(h, qrows, krows)   # once per certificate
+            if "pre_f" not in h:   # their floats, for the leader at the centre
+                h["pre_f"] = ([[_f(x) for x in r] for r in qc], [[[_f(x) for x in r] for r in M] for M in qG],
+                              [[_f(x) for x in r] for r in kc], [[[_f(x) for x in r] for r in M] for M in kG])
+            qcf, qGf, kcf, kGf = h["pre_f"]
             dk, e = len(qc[0]), len(vc[0])
             V = [[_aff(vc[j][c], [vG[i][j][c] for i in range(D)], qbox) for c in range(e)]
                  for j in range(len(krows))]
@@ -268,11 +285,11 @@ class LayeredNet:
                 Y = out if Y is None else [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
                 continue
             out = []
+            km = [[kcf[j][d] + sum(kGf[i][j][d] * xm[i] for i in range(D)) for d in range(dk)]
+                  for j in range(len(krows))]
             for qi in range(len(qrows)):
                 q = [_affine_range(qc[qi][d], [qG[i][qi][d] for i in range(D)], qbox) for d in range(dk)]
-                qm = [_f(qc[qi][d]) + sum(_f(qG[i][qi][d]) * xm[i] for i in range(D)) for d in range(dk)]
-                km = [[_f(kc[j][d]) + sum(_f(kG[i][j][d]) * xm[i] for i in range(D)) for d in range(dk)]
-                      for j in range(len(krows))]
+                qm = [qcf[qi][d] + sum(qGf[i][qi][d] * xm[i] for i in range(D)) for d in range(dk)]
                 mid = [sum(a * b for a, b in zip(qm, km[j])) + (_f(h["bias"][qi][j]) if h["bias"] else 0.0)
                        for j in range(len(krows))]
                 ks = self._leader(mid)
@@ -285,7 +302,8 @@ class LayeredNet:
                         lo, hi = lo + plo, hi + phi
                     gaps.append(arb_interval(lo, hi))  # exact range of the bilinear gap
                 l, u = _weights(gaps)
-                out.append([_combine(l, u, [V[j][c] for j in range(len(krows))]) for c in range(e)])
+                lu = knapsack_floats(l, u)
+                out.append([_combine(l, u, [V[j][c] for j in range(len(krows))], lu) for c in range(e)])
             Y = out if Y is None else [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
         return Y
 
@@ -301,13 +319,13 @@ class LayeredNet:
 
     def _later(self, qrows, krows, heads, Z):
         Y = None
+        zero = arb(0)
         for h in heads:
-            def mm(row, M):
-                return [sum((row[t] * M[t][c] for t in range(len(M)) if M[t][c] != 0), arb(0))
-                        for c in range(len(M[0]))]
-            Q = [mm(Z[r], h["wq"]) for r in qrows]
-            K = [mm(Z[r], h["wk"]) for r in krows]
-            V = [mm(Z[r], h["wvo"]) for r in krows]
+            def mm(row, cols):
+                return [sum((row[t] * m for t, m in col), zero) for col in cols]
+            Q = [mm(Z[r], _cols(h, "wq", h["wq"])) for r in qrows]
+            K = [mm(Z[r], _cols(h, "wk", h["wk"])) for r in krows]
+            V = [mm(Z[r], _cols(h, "wvo", h["wvo"])) for r in krows]
             out = []
             for qi, q in enumerate(Q):
                 mid = [sum(float(a.mid()) * float(b.mid()) for a, b in zip(q, K[j]))
@@ -320,7 +338,8 @@ class LayeredNet:
                         s += arb(h["bias"][qi][j] - h["bias"][qi][ks])
                     gaps.append(s)
                 l, u = _weights(gaps)
-                out.append([_combine(l, u, [V[j][c] for j in range(len(krows))]) for c in range(len(V[0]))])
+                lu = knapsack_floats(l, u)
+                out.append([_combine(l, u, [V[j][c] for j in range(len(krows))], lu) for c in range(len(V[0]))])
             Y = out if Y is None else [[a + b for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
         return Y
 
@@ -349,13 +368,18 @@ class LayeredNet:
     def _outputs(self, box):
         xm = [(_f(a) + _f(b)) / 2 for a, b in box]
         Z = Ypre = None
+        cache = self.__dict__.setdefault("_post_cache", {})
         for li, (qrows, krows, heads, post) in enumerate(self.layers):
             Y = self._first(qrows, krows, heads, box, xm) if li == 0 else self._later(qrows, krows, heads, Z)
             Ypre = Y
             if post is not None:
                 W, B = post
-                Y = [[sum((row[t] * W[t][c] for t in range(len(W)) if W[t][c] != 0), arb(B[r][c]))
-                      for c in range(len(W[0]))] for r, row in enumerate(Y)]
+                if ("post", li) not in cache:   # W's nonzero entries and B as arbs, once
+                    cache[("post", li)] = ([[(t, arb(W[t][c])) for t in range(len(W)) if W[t][c] != 0]
+                                            for c in range(len(W[0]))], [[arb(x) for x in r] for r in B])
+                cols, Ba = cache[("post", li)]
+                Y = [[sum((row[t] * w for t, w in cols[c]), Ba[r][c]) for c in range(len(cols))]
+                     for r, row in enumerate(Y)]
             Z = Y
         if not self.final_softmax:
             ent = [Z[r][c] for r, c in self.readout]
@@ -368,8 +392,11 @@ class LayeredNet:
             ks = self._leader([float(row[c].mid()) for c in range(len(row))])
             if post is not None:
                 W, B = post
-                gaps = [sum((Ypre[r][t] * (W[t][c] - W[t][ks]) for t in range(len(W))), arb(B[r][c] - B[r][ks]))
-                        for c in range(len(row))]
+                if ("gap", ks) not in cache:   # the exact W[t][c] - W[t][k*] as arbs, once per k*
+                    cache[("gap", ks)] = [[(t, arb(W[t][c] - W[t][ks])) for t in range(len(W))
+                                           if W[t][c] != W[t][ks]] for c in range(len(row))]
+                dW = cache[("gap", ks)]
+                gaps = [sum((Ypre[r][t] * w for t, w in dW[c]), arb(B[r][c] - B[r][ks])) for c in range(len(row))]
             else:
                 gaps = [row[c] - row[ks] for c in range(len(row))]
             weights.append(_weights(gaps))
