@@ -235,7 +235,7 @@ def test_knapsack_lower_is_the_negated_upper_end():
 
 
 def test_corner_product_is_the_hull_of_the_four_corners():
-    from certificates.check.centred import _corner_prod, _hull, _prod
+    from certificates.check.centred import _corner_prod, _hull, interval_product
     rng = random.Random(1)
 
     def r():
@@ -244,13 +244,13 @@ def test_corner_product_is_the_hull_of_the_four_corners():
         a = sorted([r(), r()], key=float)
         b = sorted([r(), r()], key=float)
         want = _hull((a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]))
-        for f in (_corner_prod, _prod):
+        for f in (_corner_prod, interval_product):
             lo, hi = f(a[0], a[1], b[0], b[1])
             assert lo == want[0] and hi == want[1]
     # balls and reversed ends take the hull; non-finite ends give NaN
-    lo, hi = _prod(arb(1, 0.5), arb(2), arb(-1), arb(3))
+    lo, hi = interval_product(arb(1, 0.5), arb(2), arb(-1), arb(3))
     assert lo <= arb(-2) and hi >= arb(6)
-    assert _prod(arb("inf"), arb(1), arb(1), arb(2))[0].is_nan()
+    assert interval_product(arb("inf"), arb(1), arb(1), arb(2))[0].is_nan()
 
 
 @pytest.mark.parametrize("p", [41, 201])      # the Python-float screen (up to 128 keys) and NumPy's

@@ -62,7 +62,7 @@ def _hull(ps):
     return lo, hi
 
 
-def _prod(a_lo, a_hi, b_lo, b_hi):
+def interval_product(a_lo, a_hi, b_lo, b_hi):
     """Exact ends of an enclosure of [a_lo, a_hi] x [b_lo, b_hi] (NaN when any end is not finite).
     The ends are exact (arb points), so their signs are decided and the corners that give the
     exact extremes are known (the usual nine cases): each returned end is the lower (upper) end of
@@ -160,7 +160,7 @@ def head_derivatives(prep, hn, ks, qbox):
             for j, (al, ah, gl, gh, fl, fh) in enumerate(zip(a_lo, a_hi, g_lo, g_hi, f_lo, f_hi)):
                 lo, hi = prod(al, ah, (gl - gamma).lower(), (gh - gamma).upper())
                 q_lo[j], q_hi[j] = (lo + fl).lower(), (hi + fh).upper()
-        c_lo, c_hi = _prod(dy_lo, dy_hi, (p_lo - gamma).lower(), (p_hi - gamma).upper())
+        c_lo, c_hi = interval_product(dy_lo, dy_hi, (p_lo - gamma).lower(), (p_hi - gamma).upper())
         out.append(((knapsack_lower(l, u, q_lo, None, lu) - c_hi).lower(),
                     (knapsack_upper(l, u, q_hi, None, lu) - c_lo).upper()))
     return out
@@ -217,30 +217,43 @@ def centred_parts(box, heads_all, targets, hints, prep=None, slopes=None):
     return total, slopes, e_c
 
 
+def parse_slopes(raw, D):
+    """A box's stored slopes as exact rationals (D of them, fmpq or rat strings), or Invalid."""
+    if len(raw) != D:
+        raise Invalid(f"{len(raw)} slopes for a {D}-D box")
+    return [s if isinstance(s, fmpq) else rat(s, f"slope of input {i}") for i, s in enumerate(raw)]
+
+
+def require_finite(slopes):
+    """BoxError when a re-derived slope is not finite (then no centred bound holds)."""
+    for i, s in enumerate(slopes):
+        if not s.is_finite():
+            raise BoxError(f"input {i}: the checker's slope is not finite, so no centred bound holds")
+
+
+def confirm_slopes(stored, slopes, qbox, total):
+    """Invalid when a stored slope undercuts the checker's by more than can move the box's centred
+    bound ``total`` (gap * half-width within REL_SLACK of it): slopes of 1e-300 against the
+    checker's 1e-31 (its lumped tail of keys with weight < e^-60) state nothing wrong about C."""
+    if not total.is_finite():
+        raise BoxError("the centred bound is not finite")
+    for i, (st, s, (lo, hi)) in enumerate(zip(stored, slopes, qbox)):
+        if undercuts(st, s) and (s - arb(st)) * arb((hi - lo) / 2) > total * arb(REL_SLACK):
+            raise Invalid(f"input {i}: stored slope {float(st):.6g} is below the re-derived slope "
+                          f"{float(s.mid()):.6g}")
+
+
 def centred_box_bound(box, heads_all, targets, hints, prep, stored_slopes):
     """The checker's centred bound C* of a box whose certificate entry carries slopes: checks
     that no stored slope (D exact rationals, fmpq or rat strings) undercuts the checker's own
     slope (core.undercuts; Invalid naming the input), then returns C* = E_c* + sum_i s*_i r_i
     with the checker's own slopes s*_i (an arb upper end).  BoxError when a slope is not finite."""
     qbox = _qbox(box)
-    D = len(qbox)
-    if len(stored_slopes) != D:
-        raise Invalid(f"{len(stored_slopes)} slopes for a {D}-D box")
-    stored = [s if isinstance(s, fmpq) else rat(s, f"slope of input {i}") for i, s in enumerate(stored_slopes)]
+    stored = parse_slopes(stored_slopes, len(qbox))
     if prep is None or prep.heads_all is not heads_all:
         prep = prepare_heads(heads_all)
     slopes = box_slopes(qbox, heads_all, targets, hints, prep)
-    for i, s in enumerate(slopes):
-        if not s.is_finite():
-            raise BoxError(f"input {i}: the checker's slope is not finite, so no centred bound holds")
+    require_finite(slopes)
     total, _, _ = centred_parts(qbox, heads_all, targets, hints, prep, slopes)
-    if not total.is_finite():
-        raise BoxError("the centred bound is not finite")
-    # A stored slope below the checker's is a false statement, unless the gap is too small to move
-    # the box's bound (gap * half-width within REL_SLACK of C*): slopes of 1e-300 against the
-    # checker's 1e-31 (its lumped tail of keys with weight < e^-60) state nothing wrong about C.
-    for i, (st, s, (lo, hi)) in enumerate(zip(stored, slopes, qbox)):
-        if undercuts(st, s) and (s - arb(st)) * arb((hi - lo) / 2) > total * arb(REL_SLACK):
-            raise Invalid(f"input {i}: stored slope {float(st):.6g} is below the re-derived slope "
-                          f"{float(s.mid()):.6g}")
+    confirm_slopes(stored, slopes, qbox, total)
     return total

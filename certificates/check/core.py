@@ -353,17 +353,13 @@ def affine_range(c, g, qbox):
     return lo, hi
 
 
-def knapsack_upper(l, u, v, order=None, lu=None):
-    """Upper end of max sum a_j v_j over l <= a <= u, sum a = 1, by weak LP duality:
-    t + sum_j [u_j (v_j - t)^+ - l_j (t - v_j)^+] bounds it for any t; t comes from the greedy.
-    ``order`` (optional) is the greedy's order, the indices by decreasing v_j (by default the
-    stable sort under Arb's comparisons, which leaves balls that overlap in their given order);
-    ``lu`` (optional) is ``knapsack_floats(l, u)``; both only pick t, so any order and any floats
-    keep the bound sound.  Each term is evaluated in Arb: when v_j - t is
-    surely positive (negative) it is u_j (v_j - t) (l_j (v_j - t)), the same real number."""
+def _knapsack_dual(l, u, v, order, lu, upper):
+    """t + sum_j [hi_j (v_j - t)^+ - lo_j (t - v_j)^+], (hi, lo) = (u, l) for the upper end of the
+    max (``upper``) or (l, u) for the lower end of the min, with t from the greedy that fills the
+    largest (smallest) values first; any t gives a valid end (weak LP duality)."""
     n = len(v)
-    if order is None:   # by decreasing v_j (Arb's comparisons: exact on exact ends)
-        order = sorted(range(n), key=v.__getitem__, reverse=True)
+    if order is None:   # Arb's comparisons: exact on exact ends
+        order = sorted(range(n), key=v.__getitem__, reverse=upper)
     if lu is None:
         lu = knapsack_floats(l, u)
     mass, width = lu
@@ -376,15 +372,27 @@ def knapsack_upper(l, u, v, order=None, lu=None):
     t = arb(t.mid())  # an exact point: the dual bound holds for any t
     total = t
     zero = _ZERO
-    for vj, lj, uj in zip(v, l, u):
+    above, below = (u, l) if upper else (l, u)
+    for vj, aj, bj in zip(v, above, below):
         d = vj - t
         if d > zero:
-            total += uj * d
+            total += aj * d
         elif d < zero:
-            total += lj * d
+            total += bj * d
         else:
-            total += uj * arb.max(d, zero) - lj * arb.max(-d, zero)
-    return total.upper()
+            total += aj * arb.max(d, zero) - bj * arb.max(-d, zero)
+    return total.upper() if upper else total.lower()
+
+
+def knapsack_upper(l, u, v, order=None, lu=None):
+    """Upper end of max sum a_j v_j over l <= a <= u, sum a = 1, by weak LP duality:
+    t + sum_j [u_j (v_j - t)^+ - l_j (t - v_j)^+] bounds it for any t; t comes from the greedy.
+    ``order`` (optional) is the greedy's order, the indices by decreasing v_j (by default the
+    stable sort under Arb's comparisons, which leaves balls that overlap in their given order);
+    ``lu`` (optional) is ``knapsack_floats(l, u)``; both only pick t, so any order and any floats
+    keep the bound sound.  Each term is evaluated in Arb: when v_j - t is
+    surely positive (negative) it is u_j (v_j - t) (l_j (v_j - t)), the same real number."""
+    return _knapsack_dual(l, u, v, order, lu, True)
 
 
 _ZERO = arb(0)
@@ -397,30 +405,7 @@ def knapsack_lower(l, u, v, order=None, lu=None):
     without the negated list, i.e. t + sum_j [l_j (v_j - t)^+ - u_j (t - v_j)^+] for any t, t
     from the greedy that fills the smallest values first.  ``order`` (optional): the indices by
     increasing v_j; ``lu`` as there."""
-    n = len(v)
-    if order is None:
-        order = sorted(range(n), key=v.__getitem__)
-    if lu is None:
-        lu = knapsack_floats(l, u)
-    mass, width = lu
-    t = v[order[-1]]
-    for j in order:
-        mass -= width[j]
-        if mass <= 0:
-            t = v[j]
-            break
-    t = arb(t.mid())
-    total = t
-    zero = _ZERO
-    for vj, lj, uj in zip(v, l, u):
-        d = vj - t
-        if d > zero:
-            total += lj * d
-        elif d < zero:
-            total += uj * d
-        else:
-            total += lj * arb.max(d, zero) - uj * arb.max(-d, zero)
-    return total.lower()
+    return _knapsack_dual(l, u, v, order, lu, False)
 
 
 def knapsack_floats(l, u):
@@ -852,6 +837,32 @@ def _head_bound(prep, hn, ks, qbox):
     return parts[0], parts[1]
 
 
+def _tail_values(prep, hn, e, F, n, keys, screened, exact_tail, qbox):
+    """[V_lo, V_hi] over the lumped keys whose values move with x: the screened ones from the float
+    screen of the values (every one exactly when that screen is unusable), the others exactly."""
+    t_lo = t_hi = None
+    if screened:
+        import numpy as np
+        mask = np.ones(n, dtype=bool)
+        mask[keys] = False
+        r = prep.tail_value_range(hn, qbox, mask)
+        if r is None:
+            r = _exact_value_range(e, F, np.flatnonzero(mask).tolist(), qbox)
+        t_lo, t_hi = r
+    if exact_tail:
+        x_lo, x_hi = _exact_value_range(e, F, exact_tail, qbox)
+        t_lo = x_lo if t_lo is None else arb.min(t_lo, x_lo).lower()
+        t_hi = x_hi if t_hi is None else arb.max(t_hi, x_hi).upper()
+    return t_lo, t_hi
+
+
+def _screened(prep, hn, ks, qbox, n):
+    """(the keys to enclose one by one, how many were lumped, their largest gap end) from the float
+    screen, or every key and no tail when there is no screen."""
+    scr = prep.screen(hn, ks, qbox)
+    return (range(n), 0, None) if scr is None else scr
+
+
 def point_head_bound(prep, hn, ks, qbox):
     """Arb enclosure (lo, hi) of one head's output at an exact point x (a box with lo = hi).
 
@@ -871,11 +882,7 @@ def point_head_bound(prep, hn, ks, qbox):
     const = prep.const[hn]
     x = [a for a, _ in qbox]
     D = len(x)
-    scr = prep.screen(hn, ks, qbox)
-    if scr is None:
-        keys, n_tail, tail_max = range(n), 0, None
-    else:
-        keys, n_tail, tail_max = scr
+    keys, n_tail, tail_max = _screened(prep, hn, ks, qbox, n)
     screened = n_tail
     exact_tail = []
     vals = prep.value_balls(hn) if const else None
@@ -910,19 +917,7 @@ def point_head_bound(prep, hn, ks, qbox):
     if const:
         _, _, _, _, t_lo, t_hi = prep.const_values(hn)
     else:
-        t_lo = t_hi = None
-        if screened:
-            import numpy as np
-            mask = np.ones(n, dtype=bool)
-            mask[keys] = False
-            r = prep.tail_value_range(hn, qbox, mask)
-            if r is None:
-                r = _exact_value_range(e, F, np.flatnonzero(mask).tolist(), qbox)
-            t_lo, t_hi = r
-        if exact_tail:
-            x_lo, x_hi = _exact_value_range(e, F, exact_tail, qbox)
-            t_lo = x_lo if t_lo is None else arb.min(t_lo, x_lo).lower()
-            t_hi = x_hi if t_hi is None else arb.max(t_hi, x_hi).upper()
+        t_lo, t_hi = _tail_values(prep, hn, e, F, n, keys, screened, exact_tail, qbox)
     f = (tau / den).upper()
     d_lo = (t_lo - y).lower()
     d_hi = (t_hi - y).upper()
@@ -974,11 +969,7 @@ def head_parts_lu(prep, hn, ks, qbox):
     c, _, e, F = prep.flat[hn]
     n = len(c)
     const = prep.const[hn]
-    scr = prep.screen(hn, ks, qbox)
-    if scr is None:
-        keys, n_tail, tail_max = range(n), 0, None
-    else:
-        keys, n_tail, tail_max = scr
+    keys, n_tail, tail_max = _screened(prep, hn, ks, qbox, n)
     screened = n_tail
     act, exact_tail = [], []
     sl, sh = [], []
@@ -1034,19 +1025,7 @@ def head_parts_lu(prep, hn, ks, qbox):
         for j in act:
             lo_v, hi_v = affine_range(e[j], F[j], qbox)
             vl.append(arb(lo_v).lower()); vh.append(arb(hi_v).upper())
-        t_lo = t_hi = None
-        if screened:
-            import numpy as np
-            mask = np.ones(n, dtype=bool)
-            mask[keys] = False
-            r = prep.tail_value_range(hn, qbox, mask)
-            if r is None:   # the screen of the values is unusable: every screened key exactly
-                r = _exact_value_range(e, F, np.flatnonzero(mask).tolist(), qbox)
-            t_lo, t_hi = r
-        if exact_tail:
-            x_lo, x_hi = _exact_value_range(e, F, exact_tail, qbox)
-            t_lo = x_lo if t_lo is None else arb.min(t_lo, x_lo).lower()
-            t_hi = x_hi if t_hi is None else arb.max(t_hi, x_hi).upper()
+        t_lo, t_hi = _tail_values(prep, hn, e, F, n, keys, screened, exact_tail, qbox)
     l, u = softmax_weight_bounds(sl, sh, tail=tau)
     l.append(arb(0))
     u.append(arb.min(tau, arb(1)).upper())

@@ -27,6 +27,7 @@ from __future__ import annotations
 from flint import arb, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
+from .centred import confirm_slopes, interval_product, parse_slopes, require_finite
 from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env, knapsack_floats,
                    knapsack_lower, knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds,
                    target_error, undercuts)
@@ -99,16 +100,7 @@ def _isub(a, b):
 
 def _imul(a, b):
     """Exact ends of an enclosure of [a] x [b] (NaN when an end is not finite)."""
-    if not (a[0].is_finite() and a[1].is_finite() and b[0].is_finite() and b[1].is_finite()):
-        n = arb.nan()
-        return n, n
-    ps = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
-    lo, hi = ps[0].lower(), ps[0].upper()
-    for p in ps[1:]:
-        pl, ph = p.lower(), p.upper()
-        lo = pl if pl < lo else lo
-        hi = ph if ph > hi else hi
-    return lo, hi
+    return interval_product(a[0], a[1], b[0], b[1])
 
 
 def _iconst(a, c):
@@ -804,23 +796,13 @@ def layered_centred_bound(model, target_json, domain=None):
 
     def centred(box, hints, stored_slopes):
         qbox = _qbox(box)
-        D = len(qbox)
-        if len(stored_slopes) != D:
-            raise Invalid(f"{len(stored_slopes)} slopes for a {D}-D box")
-        stored = [s if isinstance(s, fmpq) else rat(s, f"slope of input {i}") for i, s in enumerate(stored_slopes)]
+        stored = parse_slopes(stored_slopes, len(qbox))
         slopes = layered_slopes(model, split, qbox, hints)
-        for i, s in enumerate(slopes):
-            if not s.is_finite():
-                raise BoxError(f"input {i}: the checker's slope is not finite, so no centred bound holds")
+        require_finite(slopes)
         centre = [(lo + hi) / 2 for lo, hi in qbox]
         total = bound([(x, x) for x in centre], hints)
         for s, (lo, hi) in zip(slopes, qbox):
             total = (total + s * arb((hi - lo) / 2)).upper()
-        if not total.is_finite():
-            raise BoxError("the centred bound is not finite")
-        for i, (st, s, (lo, hi)) in enumerate(zip(stored, slopes, qbox)):
-            if undercuts(st, s) and (s - arb(st)) * arb((hi - lo) / 2) > total * arb(REL_SLACK):
-                raise Invalid(f"input {i}: stored slope {float(st):.6g} is below the re-derived slope "
-                              f"{float(s.mid()):.6g}")
+        confirm_slopes(stored, slopes, qbox, total)
         return total
     return centred
