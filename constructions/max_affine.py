@@ -448,11 +448,24 @@ def _common(f, D, B, lo, hi, n_out=1):
     return D, domain, trees
 
 
+# Sub-boxes per axis for the interval range and Lipschitz bounds: 8 up to D = 4 (8^4 = 4096
+# sub-boxes), then the most that keep pieces^D <= 4096 (5 at D = 5, 4 at D = 6): 8^6 sub-boxes of
+# mpmath interval differentiation took over 5 minutes at D = 6.
+STAT_BOXES = 8 ** 4
+
+
+def stat_pieces(D: int) -> int:
+    k = 8
+    while k > 2 and k ** D > STAT_BOXES:
+        k -= 1
+    return k
+
+
 def _stats(trees, domain, L_given):
     from .ivbounds import range_and_lipschitz
     lo_all, hi_all, L_all = None, None, Fraction(0)
     for t in trees:
-        lo, hi, L = range_and_lipschitz(t, domain)
+        lo, hi, L = range_and_lipschitz(t, domain, stat_pieces(len(domain)))
         lo_all = lo if lo_all is None else min(lo, lo_all)
         hi_all = hi if hi_all is None else max(hi, hi_all)
         L_all = None if (L is None or L_all is None) else max(L_all, L)

@@ -33,6 +33,15 @@ def _q(s) -> fmpq:
     return fmpq(int(p), int(d) if d else 1)
 
 
+# The memo tables of a GridPart grow with the boxes checked (at D = 6 and windows of 4 cells a box
+# adds up to 2 (1 + 5 + ... + 5^5) = 7 812 contraction entries, a few hundred bytes each, so a
+# certificate of thousands of boxes would hold gigabytes); past these sizes a table is emptied
+# before the next box.  The memo only caches exact functions of their keys, so emptying it
+# changes no bound, only how much is recomputed.
+MEMO_ENTRIES = 1 << 19
+W1D_ENTRIES = 1 << 16
+
+
 class GridPart:
     """One readout's verified grid: separable 1-D logits, values, copies and extra keys."""
 
@@ -85,6 +94,7 @@ class GridPart:
         self.copy_rho = sum((arb(-m).exp() for m in self.mus), arb(0))
         self.other = (olo, ohi)
         self._w1d, self._memo = {}, {}
+        self._next_id = 0   # ids of 1-D parts in the memo keys: never reused, even after a table is emptied
 
     def _weights_1d(self, d, interval, ks):
         """(l, u, start) of dimension d's window (outside slot last) over x_d in ``interval``."""
@@ -115,13 +125,18 @@ class GridPart:
         eta = (out / S_lo).upper()
         l.append(arb(0))
         u.append(eta if eta < 1 else arb(1))
-        res = (l, u, start, len(self._w1d), S_lo)  # a small int id keeps the memo keys cheap
+        res = (l, u, start, self._next_id, S_lo)  # a small int id keeps the memo keys cheap
+        self._next_id += 1
         self._w1d[key] = res
         return res
 
     def output(self, qbox, kstar):
         """Arb enclosure (lo, hi) of this readout's output over the exact box."""
         D = self.D
+        if len(self._memo) > MEMO_ENTRIES:
+            self._memo.clear()
+        if len(self._w1d) > W1D_ENTRIES:
+            self._w1d.clear()
         ws = [self._weights_1d(d, qbox[d], kstar[d]) for d in range(D)]
         Mh = self._contract(ws, (), True)
         Ml = -self._contract(ws, (), False)

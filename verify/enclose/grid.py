@@ -124,6 +124,14 @@ def choose_windows(st, domain, tol=1e-13):
     return out
 
 
+# Boxes per pass of the grid path: each pass holds two (boxes, prod_d (W_d + 1)) value tables and
+# the contraction's temporaries (about 15 arrays of that size), so a pass is cut to at most this
+# many table entries per table: 8 MiB of float64 on the CPU (at D = 6, G = 4: 67 boxes, about
+# 130 MB in all), 128 MiB on a GPU.  Every bound is per box, so the cut changes no number.
+TABLE_ELEMENTS = 1 << 20
+TABLE_ELEMENTS_GPU = 1 << 24
+
+
 def window_start(kstar, W, Gd):
     """First cell of the window of W cells around k* (the checker uses the same formula)."""
     return np.clip(kstar - W // 2, 0, Gd - W)
@@ -288,10 +296,25 @@ class GridBounder:
             self._point = AffineBounder(self.construction, self.xp)
         return self._point
 
+    def boxes_per_pass(self, part) -> int:
+        """Boxes bounded at once for ``part``: its tables stay within TABLE_ELEMENTS entries each."""
+        gpu = getattr(self.xp, "__name__", "") == "cupy"
+        cells = math.prod(w + 1 for w in part["W"])
+        extras = 0 if part["extras"] is None else int(part["extras"][0][0].shape[0])
+        return max(1, (TABLE_ELEMENTS_GPU if gpu else TABLE_ELEMENTS) // max(cells, extras, 1))
+
     def output_bounds(self, xl, xh):
+        xp = self.xp
+        n = xl.shape[0]
         outs, hints = [], []
         for part in self.parts:
-            o, k = self._readout_bounds(part, xl, xh)
+            step = self.boxes_per_pass(part)
+            if n <= step:
+                o, k = self._readout_bounds(part, xl, xh)
+            else:   # per box: the same floats whatever the cut
+                pieces = [self._readout_bounds(part, xl[s:s + step], xh[s:s + step]) for s in range(0, n, step)]
+                o = (xp.concatenate([p[0][0] for p in pieces]), xp.concatenate([p[0][1] for p in pieces]))
+                k = xp.concatenate([p[1] for p in pieces])
             outs.append(o)
             hints.append(k)
         return outs, hints

@@ -6,7 +6,6 @@ results merge in box order into the same certificate.
 """
 from __future__ import annotations
 
-import copy
 import pickle
 import uuid
 
@@ -53,7 +52,11 @@ class Job:
     def variant(self, *, each: bool = False, bound: bool = True, observe: bool = True) -> "Job":
         """The same job (same token, so the same prepared bounder per process) whose units return
         bounds per output (``each``), or skip the bounds or the float sample at the centres."""
-        twin = copy.copy(self)
+        # a plain attribute copy: copy.copy would go through __getstate__/__setstate__, i.e. pickle and
+        # unpickle the construction and prepare the bounder a second time in this process (at 4 096
+        # anchors: minutes of exact affine forms, and a second copy of every table in memory)
+        twin = Job.__new__(Job)
+        twin.__dict__.update(self.__dict__)
         twin.each, twin.bound, twin.observe = each, bound, observe
         twin._origin = getattr(self, "_origin", self)   # pickles the construction once for all variants
         return twin
@@ -79,6 +82,9 @@ class Job:
 
     def prepared(self):
         """(xp, domain, bounder, float weights), built on first use in this process."""
+        origin = getattr(self, "_origin", None)   # a variant in the process that made it (not pickled)
+        if self._prepared is None and origin is not None and origin is not self:
+            self._prepared = origin.prepared()
         if self._prepared is None:
             hit = _PREPARED.get(self.token) if self._shared else None
             if hit is None:
@@ -104,8 +110,25 @@ def host(a):
 CPU_CHUNK_ELEMENTS = 1 << 16
 
 
+# On a GPU a unit is bounded whole unless its (box, key, input) arrays pass this many elements
+# (the affine and centred bounds hold a few (boxes, keys, D) intervals: at 4 096 anchors and
+# D = 6 a 32 768-box unit would hold 6.4 GB per array); then about this many at a time.
+GPU_CHUNK_ELEMENTS = 1 << 27
+
+
 def _keys(construction) -> int:
     return max(1, max(len(layer.key_rows) for layer in construction.network.layers))
+
+
+def boxes_per_pass(construction, xp) -> int:
+    """Boxes bounded at once by ``evaluate_batch`` (and by whoever bounds boxes the same way):
+    on the CPU about CPU_CHUNK_ELEMENTS (box, key) pairs, at least 64 boxes; on a GPU about
+    GPU_CHUNK_ELEMENTS (box, key, input) triples, at least 1024 boxes.  Every bound is per box,
+    so the cut changes no number; it keeps memory flat in the anchor count."""
+    keys = _keys(construction)
+    if xp is np:
+        return max(64, CPU_CHUNK_ELEMENTS // keys)
+    return max(1024, GPU_CHUNK_ELEMENTS // (keys * (len(construction.domain) + 1)))
 
 
 def evaluate_batch(job: Job, I, K):
@@ -117,7 +140,7 @@ def evaluate_batch(job: Job, I, K):
     """
     xp, domain, bounder, weights = job.prepared()
     n = I.shape[0]
-    step = n if xp is not np else max(64, CPU_CHUNK_ELEMENTS // _keys(job.construction))
+    step = max(1, boxes_per_pass(job.construction, xp))
     bs, hs, best = [], [], None
     for s in range(0, n, step):
         Id, Kd = xp.asarray(I[s:s + step]), xp.asarray(K[s:s + step])

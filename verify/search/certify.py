@@ -24,7 +24,7 @@ from ..enclose.affine import combine_outputs
 from ..enclose.bounder import resolve_enclosure
 from ..enclose.target import interval_eval
 from . import checkpoint as ckpt
-from .batches import Job, backend_name, host
+from .batches import Job, backend_name, boxes_per_pass, host
 from .executors import run_units
 from .outputs import group_checkpoint, output_groups, restrict, separable
 from .paving import (MAX_INPUTS, MAX_LEVEL, Leaf, bisect_boxes, children_along, choose_dim, choose_dim_by_gain,
@@ -312,9 +312,10 @@ def _with_slopes(job, leaves, batch):
     The bounds are computed again here with the same code and floats as in the search, so each
     leaf takes the same branch (plain or centred) and the same stated bound."""
     xp, domain, bounder, _ = job.prepared()
+    step = max(1, min(batch, boxes_per_pass(job.construction, xp)))   # the centred parts are (N, keys, D)
     out = []
-    for s in range(0, len(leaves), batch):
-        part = leaves[s:s + batch]
+    for s in range(0, len(leaves), step):
+        part = leaves[s:s + step]
         I = xp.asarray(np.array([l.i for l in part], dtype=np.int64))
         K = xp.asarray(np.array([l.k for l in part], dtype=np.int64))
         xl, xh = domain.enclose(I, K)
