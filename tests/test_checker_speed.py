@@ -235,7 +235,7 @@ def test_knapsack_lower_is_the_negated_upper_end():
 
 
 def test_corner_product_is_the_hull_of_the_four_corners():
-    from certificates.check.centred import _corner_prod, _hull, interval_product
+    from certificates.check.core import corner_product, _hull, interval_product
     rng = random.Random(1)
 
     def r():
@@ -244,7 +244,7 @@ def test_corner_product_is_the_hull_of_the_four_corners():
         a = sorted([r(), r()], key=float)
         b = sorted([r(), r()], key=float)
         want = _hull((a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1]))
-        for f in (_corner_prod, interval_product):
+        for f in (corner_product, interval_product):
             lo, hi = f(a[0], a[1], b[0], b[1])
             assert lo == want[0] and hi == want[1]
     # balls and reversed ends take the hull; non-finite ends give NaN

@@ -1113,3 +1113,80 @@ def cvc5_answer(text: str, timeout_ms: int) -> str:
         out = cmd.invoke(s, sm).strip()
         if out in ("sat", "unsat", "unknown"):
             answer = out
+
+
+# --- shared by the centred bounds of one-layer and layered networks (check/centred.py, check/layered.py)
+
+def _hull(ps):
+    """Exact ends of the hull of Arb balls."""
+    lo, hi = ps[0].lower(), ps[0].upper()
+    for p in ps[1:]:
+        pl, ph = p.lower(), p.upper()
+        lo = pl if pl < lo else lo
+        hi = ph if ph > hi else hi
+    return lo, hi
+
+
+def interval_product(a_lo, a_hi, b_lo, b_hi):
+    """Exact ends of an enclosure of [a_lo, a_hi] x [b_lo, b_hi] (NaN when any end is not finite).
+    The ends are exact (arb points), so their signs are decided and the corners that give the
+    exact extremes are known (the usual nine cases): each returned end is the lower (upper) end of
+    the Arb product at that corner, so the exact extreme lies in the returned range."""
+    if not (a_lo.is_finite() and a_hi.is_finite() and b_lo.is_finite() and b_hi.is_finite()):
+        n = arb.nan()
+        return n, n
+    if not (a_lo.is_exact() and a_hi.is_exact() and b_lo.is_exact() and b_hi.is_exact()
+            and a_lo <= a_hi and b_lo <= b_hi):   # else the hull of the four corners
+        ps = (a_lo * b_lo, a_lo * b_hi, a_hi * b_lo, a_hi * b_hi)
+        return _hull(ps)
+    return corner_product(a_lo, a_hi, b_lo, b_hi)
+
+
+def corner_product(a_lo, a_hi, b_lo, b_hi):
+    """``interval_product`` for finite, exact ends with a_lo <= a_hi and b_lo <= b_hi (the caller's
+    guarantee: every end is an arb's .lower() or .upper() of ordered finite balls)."""
+    if b_lo >= 0:
+        if a_lo >= 0:
+            return (a_lo * b_lo).lower(), (a_hi * b_hi).upper()
+        if a_hi <= 0:
+            return (a_lo * b_hi).lower(), (a_hi * b_lo).upper()
+        return (a_lo * b_hi).lower(), (a_hi * b_hi).upper()
+    if b_hi <= 0:
+        if a_lo >= 0:
+            return (a_hi * b_lo).lower(), (a_lo * b_hi).upper()
+        if a_hi <= 0:
+            return (a_hi * b_hi).lower(), (a_lo * b_lo).upper()
+        return (a_hi * b_lo).lower(), (a_lo * b_lo).upper()
+    if a_lo >= 0:
+        return (a_hi * b_lo).lower(), (a_hi * b_hi).upper()
+    if a_hi <= 0:
+        return (a_lo * b_hi).lower(), (a_lo * b_lo).upper()
+    lo = arb.min((a_lo * b_hi).lower(), (a_hi * b_lo).lower())
+    hi = arb.max((a_lo * b_lo).upper(), (a_hi * b_hi).upper())
+    return lo, hi
+
+
+def parse_slopes(raw, D):
+    """A box's stored slopes as exact rationals (D of them, fmpq or rat strings), or Invalid."""
+    if len(raw) != D:
+        raise Invalid(f"{len(raw)} slopes for a {D}-D box")
+    return [s if isinstance(s, fmpq) else rat(s, f"slope of input {i}") for i, s in enumerate(raw)]
+
+
+def require_finite(slopes):
+    """BoxError when a re-derived slope is not finite (then no centred bound holds)."""
+    for i, s in enumerate(slopes):
+        if not s.is_finite():
+            raise BoxError(f"input {i}: the checker's slope is not finite, so no centred bound holds")
+
+
+def confirm_slopes(stored, slopes, qbox, total):
+    """Invalid when a stored slope undercuts the checker's by more than can move the box's centred
+    bound ``total`` (gap * half-width within REL_SLACK of it): slopes of 1e-300 against the
+    checker's 1e-31 (its lumped tail of keys with weight < e^-60) state nothing wrong about C."""
+    if not total.is_finite():
+        raise BoxError("the centred bound is not finite")
+    for i, (st, s, (lo, hi)) in enumerate(zip(stored, slopes, qbox)):
+        if undercuts(st, s) and (s - arb(st)) * arb((hi - lo) / 2) > total * arb(REL_SLACK):
+            raise Invalid(f"input {i}: stored slope {float(st):.6g} is below the re-derived slope "
+                          f"{float(s.mid()):.6g}")

@@ -27,8 +27,8 @@ from __future__ import annotations
 from flint import arb, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .centred import confirm_slopes, interval_product, parse_slopes, require_finite
-from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env, knapsack_floats,
+from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env, confirm_slopes,
+                   interval_product, parse_slopes, require_finite, knapsack_floats,
                    knapsack_lower, knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds,
                    target_error, undercuts)
 
