@@ -91,7 +91,7 @@ def test_icl_gd_slopes_and_centred_bound_dominate_40_digit_samples(k):
     model, split, centred = _checker(c)
     rng = np.random.default_rng(k)
     xl, xh, exact = _boxes(c, rng, k, 3)
-    plain, C, slopes, hints = b.centred(xl, xh)
+    plain, C, slopes, hints = b.centred_bounds(xl, xh)
     assert np.all(np.isfinite(C)) and np.all(slopes >= 0)
     old = ctx.prec
     ctx.prec = 128
@@ -115,7 +115,7 @@ def test_centred_bound_shrinks_to_the_error_faster_than_plain():
     b = LayeredBounder(c)
     rng = np.random.default_rng(0)
     xl, xh, exact = _boxes(c, rng, 12, 4)
-    plain, C, _, _ = b.centred(xl, xh)
+    plain, C, _, _ = b.centred_bounds(xl, xh)
     for n, box in enumerate(exact):
         centre = [(a + bb) / 2 for a, bb in box]
         e = float(max(abs(v) for v in _error_mp(c, centre)))
@@ -163,7 +163,7 @@ def test_random_layered_networks_slopes_dominate_samples(seed):
     try:
         for k in (2, 5, 9):
             xl, xh, exact = _boxes(c, rng, k, 2)
-            _, C, slopes, hints = b.centred(xl, xh)
+            _, C, slopes, hints = b.centred_bounds(xl, xh)
             for n, box in enumerate(exact):
                 if not np.isfinite(C[n]):
                     continue

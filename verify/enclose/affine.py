@@ -137,9 +137,9 @@ class AffineBounder:
             outs, hints = self.output_bounds(xl, xh)
             return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
                 self.xp.stack(hints, axis=1)
-        plain, C, _, hints = self._centred(xl, xh)
+        plain, C, _, hints = self.centred_bounds(xl, xh)
         per = self.xp.minimum(plain, C[:, None])
-        return (per if each else combine_outputs(per, self.xp)), self.xp.stack(hints, axis=1)
+        return (per if each else combine_outputs(per, self.xp)), hints
 
     def centred_parts(self, xl, xh):
         """The plain bounds per output (N, R), the centred bound C (N,) and the slopes (N, D).
@@ -152,11 +152,11 @@ class AffineBounder:
         plus a term linear in the box's width, while the plain bound adds the widths of the
         ranges of N and f over the box.  C is inf where anything is non-finite.
         """
-        plain, C, slopes, _ = self._centred(xl, xh)
+        plain, C, slopes, _ = self.centred_bounds(xl, xh)
         return plain, C, slopes
 
-    def _centred(self, xl, xh):
-        """``centred_parts`` and the box's hints (a list per (output, head))."""
+    def centred_bounds(self, xl, xh):
+        """``centred_parts`` and the box's hints (N, H), which the centre's bound also uses."""
         xp = self.xp
         N, D = xl.shape
         dN = [[(xp.zeros(N), xp.zeros(N)) for _ in range(D)] for _ in self.heads]
@@ -174,7 +174,7 @@ class AffineBounder:
         cl, ch, r = iv.centre_box(xl, xh, xp)
         outs_c, _ = self._sum_heads(self._head_parts(cl, ch, hints), N)
         Ec = combine_outputs(error_from_outputs(outs_c, self.targets, self.inputs, cl, ch, xp, each=True), xp)
-        return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, hints
+        return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, xp.stack(hints, axis=1)
 
     def _head_slopes(self, dN, lu, v, Y, head, moves, fmoves):
         """Add one head's enclosure of d_i y (each input i) to ``dN`` (a list of intervals).

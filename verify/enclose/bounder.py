@@ -33,16 +33,17 @@ WINDOW = 2.0
 
 
 class CentredBounder:
-    """The tighter of a plain bounder's bound and the affine bounder's centred (mean-value) bound,
-    per box (per output with ``each``: min(plain_o, C), whose combination is min(plain, C)).
+    """The tighter of a plain bounder's bound and a centred (mean-value) bound, per box (per output
+    with ``each``: min(plain_o, C), whose combination is min(plain, C)).  ``centred`` gives the
+    latter: the affine bounder (one layer, also for a grid) or the layered bounder itself.
 
     With ``accept`` the centred bound is computed only for boxes whose plain bound lies in
     [accept, WINDOW * accept); elsewhere the plain bound stands (always sound: C only ever
     lowers a bound it also proves).  Hints are the plain bounder's; ``centred_leaves`` gives a
     centred box's own evidence (slopes and affine hints)."""
 
-    def __init__(self, plain, affine, accept=None):
-        self.plain, self.affine, self.accept = plain, affine, accept
+    def __init__(self, plain, centred, accept=None):
+        self.plain, self.centred, self.accept = plain, centred, accept
         self.xp = plain.xp
         self.construction, self.inputs = plain.construction, plain.inputs
         self.depends = getattr(plain, "depends", None)
@@ -53,8 +54,8 @@ class CentredBounder:
         """The bounder for refutation witnesses, made only when one is needed: the affine bounder
         this one already holds where it has one (building another costs an exact affine form
         of every key, 10-20 s at 4 097 tokens), else the plain bounder's own."""
-        if isinstance(self.affine, AffineBounder):
-            return self.affine
+        if isinstance(self.centred, AffineBounder):
+            return self.centred
         return getattr(self.plain, "point_bounder", self.plain)
 
     def output_bounds(self, xl, xh):
@@ -72,15 +73,15 @@ class CentredBounder:
         b, h = self.plain.error_bounds(xl, xh, each)
         sel = xp.flatnonzero(self._window(combine_outputs(b, xp) if each else b))
         if len(sel):
-            _, C, _ = self.affine.centred_parts(xl[sel], xh[sel])
+            _, C, _ = self.centred.centred_parts(xl[sel], xh[sel])
             b = b.copy()
             b[sel] = xp.minimum(b[sel], C[:, None] if each else C)
         return b, h
 
     def centred_leaves(self, xl, xh):
         """For finished boxes: the plain bound (N,), the centred bound C (N,) (inf where not computed:
-        the plain bound is below accept), the slopes (N, D) and the affine hints (N, H), or None
-        when no box needed the centred bound."""
+        the plain bound is below accept), the slopes (N, D) and the centred bound's hints (N, H)
+        (None when no box needed the centred bound), from one centred pass."""
         xp = self.xp
         b, _ = self.plain.error_bounds(xl, xh)
         # a leaf the plain bound did not finish was finished by the centred one
@@ -89,9 +90,7 @@ class CentredBounder:
         slopes = xp.full(xl.shape, xp.inf)
         hints = None
         if len(need):
-            _, Cn, sn = self.affine.centred_parts(xl[need], xh[need])
-            _, hn = self.affine.output_bounds(xl[need], xh[need])
-            hn = xp.stack(hn, axis=1)
+            _, Cn, sn, hn = self.centred.centred_bounds(xl[need], xh[need])
             C[need], slopes[need] = Cn, sn
             hints = xp.zeros((xl.shape[0], hn.shape[1]), dtype=hn.dtype)
             hints[need] = hn
@@ -101,8 +100,8 @@ class CentredBounder:
 def make_bounder(construction, xp=np, enclosure: str = "plain", accept=None):
     """The bounder for the network's shape: the [MAP] grid path when the construction claims a
     grid and the claim verifies exactly; else affine one-layer; else layered interval propagation.
-    ``enclosure="centred"`` takes the tighter of that bound and the affine bounder's centred
-    (mean-value) bound on each box (``CentredBounder``; ``accept`` limits where it is computed).
+    ``enclosure="centred"`` takes the tighter of that bound and the centred (mean-value) bound
+    on each box (``CentredBounder``; ``accept`` limits where it is computed).
 
     Falling back from the grid path is always sound (the general bounders bound the same
     network) and writes no grid evidence: only the grid bounder has a grid ``evidence``.
@@ -110,10 +109,9 @@ def make_bounder(construction, xp=np, enclosure: str = "plain", accept=None):
     if resolve_enclosure(construction, enclosure) == "centred":
         plain = make_bounder(construction, xp, "plain")
         from .layered import LayeredBounder
-        if isinstance(plain, LayeredBounder):   # its own centred form
-            return CentredBounder(plain, plain.centred_view(), accept)
-        affine = plain if isinstance(plain, AffineBounder) else AffineBounder(construction, xp)
-        return CentredBounder(plain, affine, accept)
+        # the affine and the layered bounders have their own centred form; the grid path's is the affine one
+        own = isinstance(plain, (AffineBounder, LayeredBounder))
+        return CentredBounder(plain, plain if own else AffineBounder(construction, xp), accept)
     if dict(getattr(construction, "meta", ())).get("grid") is not None:
         try:
             return GridBounder(construction, xp)  # [MAP] grid: the claim is verified exactly here

@@ -606,36 +606,16 @@ class LayeredBounder:
         point of [cl, ch] is the centre: see AffineBounder's centred form, the same spec).  C is
         inf where anything is non-finite.
         """
-        plain, C, slopes, _ = self.centred(xl, xh)
+        plain, C, slopes, _ = self.centred_bounds(xl, xh)
         return plain, C, slopes
 
-    def centred(self, xl, xh):
+    def centred_bounds(self, xl, xh):
         """``centred_parts`` and the box's hints (N, H), which the centre's bound also uses."""
         xp = self.xp
         plain, slopes, hints = self.slopes(xl, xh)
         cl, ch, r = iv.centre_box(xl, xh, xp)
         Ec, _ = self.error_bounds(cl, ch, hints=hints)
         return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, hints
-
-    def centred_view(self):
-        """This bounder as ``bounder.CentredBounder`` takes its centred side: ``centred_parts``,
-        and ``output_bounds`` with the hints as one array per softmax row (the affine shape)."""
-        return _CentredView(self)
-
-
-class _CentredView:
-    """Adapter: a LayeredBounder's centred bound with hints listed per softmax row."""
-
-    def __init__(self, bounder):
-        self.bounder = bounder
-        self.xp = bounder.xp
-
-    def centred_parts(self, xl, xh):
-        return self.bounder.centred_parts(xl, xh)
-
-    def output_bounds(self, xl, xh):
-        outs, hints = self.bounder.output_bounds(xl, xh)
-        return outs, [hints[:, k] for k in range(hints.shape[1])]
 
 
 def _enc3(T, xp):
