@@ -133,18 +133,10 @@ def build_icl_gd(n, loss, eta, p, kappa, wlo, whi, xlo, xhi, ylo, yhi, d=1) -> C
     names = ("inputs: x0 = w, x(2i+1) = x_i, x(2i+2) = y_i" if d == 1 else
              f"inputs: x0..x{d - 1} = w, then per pair i: x_i = x(d+i(d+1))..x(d+i(d+1)+d-1), "
              f"y_i = x(d+i(d+1)+d) (d = {d})")
-    # The residual structure (verify/search/residual.py; checked by certificates/check/residual.py):
-    # query i's own keys are block i; its logit gap to key k is alpha_k + beta_k r_i; every key
-    # of block i' has the value w_c + b_k x_i'c; a foreign key's gap to key 0 of the query's own
-    # block is at most gamma (max_R 2 L_k r - L_k^2 + max_R (-2 L_0 r) + L_0^2) - G.
-    anchors = tuple((gamma * (L[0] ** 2 - L[k] ** 2), 2 * gamma * (L[k] - L[0]), -eta * _dloss(loss, L[k]))
-                    for k in range(p))
-    foreign = tuple(gamma * (max(2 * L[k] * rlo, 2 * L[k] * rhi) - L[k] ** 2
-                             + max(-2 * L[0] * rlo, -2 * L[0] * rhi) + L[0] ** 2) - G for k in range(p))
-    residual = {"blocks": [[i * p + k for k in range(p)] for i in range(n)], "w": list(range(d)),
-                "x": [[xin(i, c) for c in range(d)] for i in range(n)], "y": [yin(i) for i in range(n)],
-                "loss": loss, "eta": Fraction(eta), "residual": (rlo, rhi), "anchors": anchors,
-                "foreign_gaps": foreign, "weights": net.weights_hash()}
+    layout = {"blocks": [[i * p + k for k in range(p)] for i in range(n)], "w": list(range(d)),
+              "x": [[xin(i, c) for c in range(d)] for i in range(n)], "y": [yin(i) for i in range(n)],
+              "loss": loss, "eta": Fraction(eta), "residual": (rlo, rhi)}
+    residual = _residual_meta(net, layout)
     return Construction(
         name="icl-gd", paper=PAPER, theorem=CLAIM, meta=(("residual", residual), ("float64", _to_float64)),
         params=params,
@@ -156,32 +148,43 @@ def build_icl_gd(n, loss, eta, p, kappa, wlo, whi, xlo, xhi, ylo, yhi, d=1) -> C
     )
 
 
+def _residual_meta(net, layout):
+    """The residual claim of an icl-gd network, read off its exact weights (verify/search/residual.py;
+    certificates/check/residual.py checks it): query i's own keys are block i; its logit gap to key
+    k is alpha_k + beta_k r_i, alpha_k = gamma (L_0^2 - L_k^2), beta_k = gamma (2 L_k - 2 L_0); every
+    key of block i' has the value w_c + b_k x_i'c; a foreign key's gap to key 0 of the query's own
+    block is at most gamma (max_R 2 L_k r - L_k^2 + max_R (-2 L_0 r) + L_0^2) - G.  gamma, 2 L_k,
+    L_k^2, b_k and G are the network's own entries, so the same reading serves the float64 rounding."""
+    n, p, d = len(layout["blocks"]), len(layout["blocks"][0]), len(layout["w"])
+    head = net.layers[0].heads[0]
+    g = head.beta * head.wq[0][0]
+    const, lin = net.embedding.const, net.embedding.linear
+    twoL = [const[n + k][d] for k in range(p)]
+    sq = [const[n + k][d + 1] for k in range(p)]
+    b = [lin[layout["x"][0][0]][n + k][d + 2] for k in range(p)]
+    G = -head.bias[0][p] if n > 1 else Fraction(0)   # n = 1: no foreign key
+    rlo, rhi = layout["residual"]
+    anchors = tuple((g * (sq[0] - sq[k]), g * (twoL[k] - twoL[0]), b[k]) for k in range(p))
+    foreign = tuple(g * (max(twoL[k] * rlo, twoL[k] * rhi) - sq[k] + max(-twoL[0] * rlo, -twoL[0] * rhi) + sq[0]) - G
+                    for k in range(p))
+    return dict(layout, anchors=anchors, foreign_gaps=foreign, weights=net.weights_hash())
+
+
 def _to_float64(construction):
     """The float64 weights keep the residual structure (gamma' = the folded, rounded gamma; 2 L_k,
-    L_k^2 and the value slopes rounded once each, the same in every block), so the claim is
-    recomputed from the rounded entries; None when 1/n is not a float64 (the readout changes)."""
+    L_k^2 and the value slopes rounded once each, the same in every block), so the claim is read
+    again from the rounded entries; None when 1/n is not a float64 (the readout changes)."""
     from dataclasses import replace
     from .float64 import network_to_float64
     net = network_to_float64(construction.network)
     if net.readout_linear != construction.network.readout_linear:
         return None
     old = dict(construction.meta)["residual"]
-    n, p, d = len(old["blocks"]), len(old["anchors"]), len(old["w"])
-    g = net.layers[0].heads[0].wq[0][0]
-    const, lin = net.embedding.const, net.embedding.linear
-    twoL = [const[n + k][d] for k in range(p)]
-    sq = [const[n + k][d + 1] for k in range(p)]
-    b = [lin[old["x"][0][0]][n + k][d + 2] for k in range(p)]
-    G = -net.layers[0].heads[0].bias[0][p] if n > 1 else Fraction(0)
-    rlo, rhi = old["residual"]
-    anchors = tuple((g * (sq[0] - sq[k]), g * (twoL[k] - twoL[0]), b[k]) for k in range(p))
-    foreign = tuple(g * (max(twoL[k] * rlo, twoL[k] * rhi) - sq[k] + max(-twoL[0] * rlo, -twoL[0] * rhi) + sq[0]) - G
-                    for k in range(p))
-    residual = dict(old, anchors=anchors, foreign_gaps=foreign, weights=net.weights_hash())
+    layout = {k: old[k] for k in ("blocks", "w", "x", "y", "loss", "eta", "residual")}
     params = tuple(x for x in construction.params if x[0] != "float64") + (("float64", 1),)
     note = ("float64: gamma folded into W_Q, then every weight rounded to the nearest float64 (the residual "
             "structure holds for the rounded weights); the certificate speaks about these exact float64 values")
-    return replace(construction, network=net, params=params, meta=(("residual", residual),),
+    return replace(construction, network=net, params=params, meta=(("residual", _residual_meta(net, layout)),),
                    notes=tuple(construction.notes) + (note,))
 
 

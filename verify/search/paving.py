@@ -192,7 +192,7 @@ def bisect_boxes(I, K, dims, paths):
     I2, K2 = children_along(I, K, dims)
     new_paths = []
     for p, d in zip(paths, dims):
-        t = DIM_TOKENS[d]
+        t = dim_token(d)
         new_paths.append(f"{p}{t}0")
         new_paths.append(f"{p}{t}1")
     return I2, K2, new_paths
