@@ -21,6 +21,8 @@ import numpy as np
 from constructions.base import Construction
 from constructions.network import Embedding, Head, Layer, Network, mat
 
+from ..enclose.linearize import frac_interval
+
 MARGIN = Fraction(1, 1000)   # eps is split: the 1-D paving aims at (1 - MARGIN) of what is left
 
 
@@ -51,11 +53,6 @@ def residual_construction(claim) -> Construction:
                         params=(("of", "icl-gd"),), network=net, target=(g,),
                         domain=((Fraction(rlo), Fraction(rhi)),), apriori_bound=None,
                         notes=("psi(r) = sum_k softmax_k(alpha_k + beta_k r) b_k on the residual range",))
-
-
-def _up(x: Fraction) -> float:
-    f = float(x)
-    return f if Fraction(f) >= x else math.nextafter(f, math.inf)
 
 
 def _terms(construction, claim):
@@ -139,5 +136,6 @@ def certify_residual(construction, eps, *, progress=False, **kw):
                                     f"({r.reason or 'its sup exceeds it'})", seconds=time.perf_counter() - t0)
     bound = combine(X, B, m, Fraction(r.max_bound))
     observed, witness = _observed(construction, claim, _peak(sub))
-    return CertifyResult(CERTIFIED, eps, _up(bound), observed, witness, None, boxes_evaluated=r.boxes_evaluated,
+    up = float(frac_interval([bound])[1][0])   # the exact bound rounded up
+    return CertifyResult(CERTIFIED, eps, up, observed, witness, None, boxes_evaluated=r.boxes_evaluated,
                          seconds=time.perf_counter() - t0, residual=(claim, sub, r))
