@@ -5,9 +5,9 @@ It shares no code with ``verify`` (the search): it parses the exact weights itse
 forms the affine logits and values itself, rebuilds the paving from the bisection
 tree in exact rationals (so the boxes tile the domain by construction), and bounds
 each box with python-flint's Arb.  A bug in the searcher cannot vouch for itself.  A box of a
-one-layer "affine" Linf paving (or output group) whose "slopes" entry is not empty is a centred
-box: its slopes and its bound are confirmed by the centred (mean-value) bound (check/centred.py;
-for a layered paving, check/layered.py's centred bound).
+Linf paving (or output group) whose "slopes" entry is not empty is a centred box: its slopes
+and its bound are confirmed by the centred (mean-value) bound (check/centred.py; for a layered
+network, check/layered.py's).  Residual evidence (icl-gd) goes to check/residual.py.
 
 Every number the certificate states is confirmed or the check fails: a stored bound may
 undercut the checker's own by at most core.REL_SLACK of itself (never a slack in eps); the
@@ -421,10 +421,10 @@ def _witness(doc, domain):
     return witness
 
 
-def _check_slopes(slopes, n_boxes, D, where, *, layered=False, lp=False, bounder="affine"):
+def _check_slopes(slopes, n_boxes, D, where, *, lp=False, bounder="affine"):
     """The shape of a (schema-valid) "slopes" list: aligned with the boxes, each entry [] or D
-    slopes, and only where the centred bound is defined (bounder affine, one layer or layered
-    (check/layered.py's centred bound), Linf)."""
+    slopes, and only where the centred bound is defined (bounder affine or grid, one layer or
+    layered (check/layered.py's centred bound), Linf)."""
     if lp:
         raise Invalid(f"{where}: slopes (centred boxes) are checked for Linf certificates only")
     if bounder not in ("affine", "grid"):
@@ -636,7 +636,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
     n_hints = None if layered else sum(len(p) for p in heads_all)
     slopes = ev.get("slopes")
     if slopes is not None:
-        _check_slopes(slopes, len(boxes), D, "evidence", layered=layered, lp=lp is not None,
+        _check_slopes(slopes, len(boxes), D, "evidence", lp=lp is not None,
                       bounder=ev.get("bounder", "affine"))
     if layered:
         bound = layered_bound
@@ -685,7 +685,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
         at = _check_observed(doc, domain, point_bound, max_bound)
         details = {"method": "paving", "estimated_work": work}
         if slopes is not None:
-            details["centred_boxes"] = sum(1 for x in slopes if x)
+            details["centred_boxes"] = _n_centred(ev)
         if "chain" in doc["result"]:
             if not layered:
                 raise Invalid("chain terms are checked for layered networks only")
@@ -761,7 +761,7 @@ def _check_groups_doc(doc, path, domain, heads_all, targets, eps, point_bound, w
             slopes = g.get("slopes")
             if slopes is not None:
                 _check_slopes(slopes, len(boxes), D, f"group {n}")
-                n_centred += sum(1 for x in slopes if x)
+                n_centred += _n_centred(g)
 
             def bound(box, hints, heads=heads, tg=tg, prep=prep):
                 return box_bound(box, heads, tg, hints, prep)
