@@ -226,10 +226,7 @@ class AffineBounder:
             for dNo, tree in zip(dN, self.targets):
                 _, df = interval_gradient(tree, box, self.inputs, xp)
                 for i in range(D):
-                    lo, hi = iv.sub(dNo[i], df[i], xp)
-                    m = xp.maximum(xp.abs(lo), xp.abs(hi))
-                    m = xp.where(xp.isfinite(m), m, xp.inf)   # NaN and inf: no slope
-                    slopes[:, i] = xp.maximum(slopes[:, i], m)
+                    slopes[:, i] = xp.maximum(slopes[:, i], iv.slope_bound(iv.sub(dNo[i], df[i], xp), xp))
         return slopes
 
 

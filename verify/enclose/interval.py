@@ -138,3 +138,10 @@ def mean_value_bound(Ec, slopes, r, xp=np):
             C = up(C + up(slopes[:, i] * r[:, i], xp), xp)
     ok = xp.isfinite(C) & xp.all(xp.isfinite(slopes), axis=1) & xp.all(xp.isfinite(r), axis=1)
     return xp.where(ok, C, xp.inf)
+
+
+def slope_bound(a, xp=np):
+    """sup |v| over the enclosure a = (lo, hi): a slope bound; inf where an end is NaN or infinite
+    (no slope is proved there, so no centred bound)."""
+    m = xp.maximum(xp.abs(a[0]), xp.abs(a[1]))
+    return xp.where(xp.isfinite(m), m, xp.inf)

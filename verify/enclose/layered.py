@@ -593,9 +593,7 @@ class LayeredBounder:
                     g = _dsub(g, df[i], xp)
                     if g is None:
                         continue
-                    m = xp.maximum(xp.abs(g[0]), xp.abs(g[1]))
-                    m = xp.where(xp.isfinite(m), m, xp.inf)   # NaN and inf: no slope
-                    slopes[:, i] = xp.maximum(slopes[:, i], m)
+                    slopes[:, i] = xp.maximum(slopes[:, i], iv.slope_bound(g, xp))
         return plain, slopes, hints
 
     def centred_parts(self, xl, xh):
