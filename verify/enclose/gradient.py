@@ -29,6 +29,15 @@ from . import interval as iv
 from .defined import GUARD_TAGS, guard_interval
 
 
+def add_derivatives(a, b, xp=np):
+    """Sum of two derivative enclosures, None standing for an exact 0 (then no array is made)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return iv.add(a, b, xp)
+
+
 def interval_gradient(tree, box: dict, inputs, xp=np):
     """Enclosures of the tree and of its partial derivatives over boxes.
 
@@ -58,11 +67,7 @@ def interval_gradient(tree, box: dict, inputs, xp=np):
         return [None if d is None else f(d) for d in ders]
 
     def dadd(a, b):
-        if a is None:
-            return b
-        if b is None:
-            return a
-        return iv.add(a, b, xp)
+        return add_derivatives(a, b, xp)
 
     def dscale(factor, d):
         """factor (an interval) times the derivative d."""

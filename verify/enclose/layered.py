@@ -31,7 +31,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .gradient import interval_gradient
+from .gradient import add_derivatives, interval_gradient
 from .linearize import frac_interval
 from .softmax import head_output_bounds, weight_bounds
 from .target import interval_eval
@@ -85,15 +85,6 @@ def _dot_gaps(q, kd, xp):
         term = iv.mul((q[0][:, :, None, d], q[1][:, :, None, d]), (kd[0][..., d], kd[1][..., d]), xp)
         acc = iv.add(acc, term, xp)
     return acc
-
-
-def _dadd(a, b, xp):
-    """Sum of two derivative enclosures, None standing for an exact 0."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return iv.add(a, b, xp)
 
 
 def _dsub(a, b, xp):
@@ -155,7 +146,7 @@ def _softmax_out(sl, sh, V, xp, dS=None, dV=None):
                     a = (iv.down(Vr[c][0] - yh[:, None], xp), iv.up(Vr[c][1] - yl[:, None], xp))   # V_j - y
                     q = iv.mul(a, g, xp)
                 if dv is not None:
-                    q = _dadd(q, (dvr[0][..., c], dvr[1][..., c]), xp)
+                    q = add_derivatives(q, (dvr[0][..., c], dvr[1][..., c]), xp)
                 lo, hi = head_output_bounds(l, u, q[0], q[1], xp)
                 d_lo[:, :, c] = lo.reshape(N, nq)
                 d_hi[:, :, c] = hi.reshape(N, nq)
@@ -307,12 +298,12 @@ class LayeredBounder:
                                        kd, xp)
                     if mk:   # q . d_i kd
                         G = rec["kd_G"][i]
-                        ds = _dadd(ds, _dot_gaps(q, (G[0][ks], G[1][ks]), xp), xp)
+                        ds = add_derivatives(ds, _dot_gaps(q, (G[0][ks], G[1][ks]), xp), xp)
                     dS.append(ds)
                     dV.append(rec["vG"][i] if mv else None)                   # (nk, e)
             out, dout = _softmax_out(sl, sh, V, xp, dS, dV)
             Y = out if Y is None else iv.add(Y, out, xp)
-            dY = dout if dY is None else [_dadd(a, b, xp) for a, b in zip(dY, dout)]
+            dY = dout if dY is None else [add_derivatives(a, b, xp) for a, b in zip(dY, dout)]
         return (Y, dY) if grad else Y
 
     def _bias_gap(self, rec, sl, sh, ks):
@@ -368,7 +359,7 @@ class LayeredBounder:
                     dV.append(_imatmul((dz[0][:, kr], dz[1][:, kr]), rec["wvo"], xp))
             out, dout = _softmax_out(sl, sh, V, xp, dS, dV)
             Y = out if Y is None else iv.add(Y, out, xp)
-            dY = dout if dY is None else [_dadd(a, b, xp) for a, b in zip(dY, dout)]
+            dY = dout if dY is None else [add_derivatives(a, b, xp) for a, b in zip(dY, dout)]
         return (Y, dY) if dZ is not None else Y
 
     def output_bounds(self, xl, xh):
@@ -448,7 +439,7 @@ class LayeredBounder:
                     g = None
                     if d is not None:
                         for r in range(len(rows)):
-                            g = _dadd(g, iv.mul((d[0][:, r], d[1][:, r]), (W[0][0, r], W[1][0, r]), xp), xp)
+                            g = add_derivatives(g, iv.mul((d[0][:, r], d[1][:, r]), (W[0][0, r], W[1][0, r]), xp), xp)
                     per.append(g)
                 douts.append(per)
         return outs, douts
@@ -540,7 +531,7 @@ class LayeredBounder:
                             a = (iv.down(xp.asarray(vl[r])[None] - yh[:, None], xp),
                                  iv.up(xp.asarray(vh[r])[None] - yl[:, None], xp))
                             q = iv.mul(a, (g[0][:, r], g[1][:, r]), xp)
-                            d = _dadd(d, head_output_bounds(l[:, r], u[:, r], q[0], q[1], xp), xp)
+                            d = add_derivatives(d, head_output_bounds(l[:, r], u[:, r], q[0], q[1], xp), xp)
                         per.append(d)
                 douts.append(per)
         return outs, douts
@@ -589,7 +580,7 @@ class LayeredBounder:
                 for i in range(D):
                     g = dn[i]
                     if dlin[0][0, i] != 0 or dlin[1][0, i] != 0:
-                        g = _dadd(g, (xp.full(N, dlin[0][0, i]), xp.full(N, dlin[1][0, i])), xp)
+                        g = add_derivatives(g, (xp.full(N, dlin[0][0, i]), xp.full(N, dlin[1][0, i])), xp)
                     g = _dsub(g, df[i], xp)
                     if g is None:
                         continue
