@@ -20,6 +20,7 @@ import pytest
 import constructions
 from constructions.expr import mp_eval, parse
 from verify.enclose.affine import AffineBounder, combine_outputs
+from verify.enclose.bounder import CentredBounder
 from verify.enclose.gradient import interval_gradient
 from verify.enclose.linearize import affine_form
 from verify.forward import float_weights, forward_float, forward_mp
@@ -217,16 +218,21 @@ def _boxes(c, rng, n_small, n_medium):
     return xl, xh, [dom.exact_box(list(map(int, i)), list(map(int, k))) for i, k in zip(I, K)]
 
 
+def _min_of_both(b):
+    """The affine bounder's plain bound and its centred one, the smaller per box (every box tried)."""
+    return CentredBounder(b, b)
+
+
 @pytest.mark.parametrize("key", list(CASES))
 def test_centred_sound_mp(key):
     c = _build(key)
-    b = AffineBounder(c, np, centred=True)
+    b = AffineBounder(c, np)
     rng = np.random.default_rng(zlib.crc32(key.encode()))
     D = len(c.inputs)
     n_small, n_medium = (5, 3) if D == 1 else (3, 2)
     xl, xh, exact = _boxes(c, rng, n_small, n_medium)
     plain, C, slopes = b.centred_parts(xl, xh)
-    bound, _ = b.error_bounds(xl, xh)
+    bound, _ = _min_of_both(b).error_bounds(xl, xh)
     assert np.array_equal(bound, np.minimum(combine_outputs(plain), C))
     assert np.all(np.isfinite(C)), C      # targets smooth or Lipschitz here: always a centred bound
     err = mp_error_fn(c)
@@ -256,10 +262,11 @@ def test_centred_sound_mp(key):
 
 def test_error_bounds_centred_is_min_of_plain_and_centred():
     c = _build("max-affine-2d")
-    plain_b, cent_b = AffineBounder(c), AffineBounder(c, centred=True)
+    plain_b = AffineBounder(c)
+    cent_b = _min_of_both(plain_b)
     rng = np.random.default_rng(3)
     xl, xh, _ = _boxes(c, rng, 60, 20)
-    plain, C, slopes = cent_b.centred_parts(xl, xh)
+    plain, C, slopes = plain_b.centred_parts(xl, xh)
     e0, h0 = plain_b.error_bounds(xl, xh)
     each0, _ = plain_b.error_bounds(xl, xh, each=True)
     e1, h1 = cent_b.error_bounds(xl, xh)
@@ -274,13 +281,13 @@ def test_error_bounds_centred_is_min_of_plain_and_centred():
 def test_centred_infinite_at_singular_target_and_nan_boxes():
     """sqrt(x0 + 1) has an unbounded derivative at x0 = -1: boxes touching it fall back to plain."""
     c = constructions.build("max-affine", f="sqrt(x0+1)", G=4)
-    b = AffineBounder(c, centred=True)
+    b = AffineBounder(c)
     xl = np.array([[-1.0], [-0.5], [-1.0], [np.nan]])
     xh = np.array([[-0.875], [-0.375], [1.0], [0.0]])
     plain, C, slopes = b.centred_parts(xl, xh)
     assert C[0] == np.inf and slopes[0, 0] == np.inf and np.isfinite(C[1]) and np.isfinite(slopes[1, 0])
     assert C[2] == np.inf and C[3] == np.inf and plain[3, 0] == np.inf
-    e, _ = b.error_bounds(xl, xh)
+    e, _ = _min_of_both(b).error_bounds(xl, xh)
     assert e[0] == plain[0, 0] and e[1] == min(plain[1, 0], C[1]) and e[3] == np.inf
 
 
@@ -294,7 +301,7 @@ def tightness(c, level, top=40, per=17):
     """On the ``top`` boxes at ``level`` with the largest error at their centres (near the
     sup): per box the sampled sup s and the plain and centred bounds; returns the mean of
     (C - s)/(plain - s) and the means of plain - s and min(plain, C) - s."""
-    b = AffineBounder(c, centred=True)
+    b = AffineBounder(c)
     W = float_weights(c.network)
     dom = Domain(c.domain)
     n1 = 2 ** level
@@ -335,7 +342,7 @@ def test_centred_slopes_expand_around_midpoints():
 def test_centred_sound_mp_many_boxes(key):
     """More boxes, a 9^D grid, as ``test_centred_sound_mp`` (minutes)."""
     c = _build(key)
-    b = AffineBounder(c, np, centred=True)
+    b = AffineBounder(c, np)
     rng = np.random.default_rng(11)
     xl, xh, exact = _boxes(c, rng, 20, 10)
     _, C, slopes = b.centred_parts(xl, xh)

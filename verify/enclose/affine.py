@@ -18,13 +18,12 @@ class AffineBounder:
     logits are shifted by the logit of an anchor ``k*`` (the leader at the box centre)
     so that differences stay small; ``k*`` is returned as a hint for the checker.
 
-    With ``centred`` the box bound is the smaller of this plain enclosure and the centred
-    (mean-value) bound of ``centred_parts``; the default keeps the plain bound alone.
+    ``centred_parts`` / ``centred_bounds`` give the centred (mean-value) bound of each box, which
+    ``bounder.CentredBounder`` combines with this plain one.
     """
 
-    def __init__(self, construction, xp=np, centred: bool = False):
+    def __init__(self, construction, xp=np):
         self.xp = xp
-        self.centred = centred      # error_bounds: min(plain, centred bound) per box
         self.construction = construction
         self.inputs = construction.inputs
         self.targets = defined_targets(construction)   # guarded where proved defined on the domain
@@ -128,18 +127,10 @@ class AffineBounder:
 
     def error_bounds(self, xl, xh, each: bool = False):
         """Proved sup |N - f| per box (inf where anything is non-finite) and hints (N, H);
-        with ``each`` the bounds per output (N, R), whose ``combine_outputs`` is the box bound.
-
-        With ``centred`` each output's bound is min(plain_o, C), C the centred bound of the
-        box (``centred_parts``), which bounds every output.
-        """
-        if not self.centred:
-            outs, hints = self.output_bounds(xl, xh)
-            return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
-                self.xp.stack(hints, axis=1)
-        plain, C, _, hints = self.centred_bounds(xl, xh)
-        per = self.xp.minimum(plain, C[:, None])
-        return (per if each else combine_outputs(per, self.xp)), hints
+        with ``each`` the bounds per output (N, R), whose ``combine_outputs`` is the box bound."""
+        outs, hints = self.output_bounds(xl, xh)
+        return error_from_outputs(outs, self.targets, self.inputs, xl, xh, self.xp, each), \
+            self.xp.stack(hints, axis=1)
 
     def centred_parts(self, xl, xh):
         """The plain bounds per output (N, R), the centred bound C (N,) and the slopes (N, D).
