@@ -6,6 +6,14 @@ as Arb balls, and bounds every softmax in the logit-gap form against a leader k*
 it picks itself at the box centre (any leader is sound), and every weighted sum by weak
 LP duality.  The first layer's ball outputs enter the next layer's logits directly.
 
+Affine plan (``LayeredNet._plan``, once per certificate).  Token entries that are still exact
+affine forms c + g.x (the embedding; a head over one key, whose weight is exactly 1; post maps
+and sums of such) are kept as forms, so a box costs nothing there.  A softmax row whose logits
+are affine in x up to a term common to all keys (the softmax ignores it) and whose values are
+affine is a one-layer head: core's ``head_parts_lu`` bounds it (or ``_lone_leader`` when its
+values are constant and only the leader escapes the lumped tail).  Everything else takes the
+ball path above; every path gives an outward-rounded enclosure, so any mix of them is sound.
+
 Centred boxes (``layered_centred_bound``).  A box that carries slopes is bounded by
 C* = E_c* + sum_i s*_i r_i: E_c* the box bound at the exact centre (same hints), r_i the exact
 half-widths, s*_i >= sup_B |d_i (N_o - f_o)| for every output o, from a forward-mode pass
@@ -24,13 +32,17 @@ Invalid (beyond REL_SLACK of C*, as in check/centred.py).
 """
 from __future__ import annotations
 
-from flint import arb, fmpq
+from flint import arb, ctx, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .core import (REL_SLACK, BoxError, Invalid, affine_range as _affine_range, box_env, confirm_slopes,
-                   interval_product, parse_slopes, require_finite, knapsack_floats,
+from .core import (REL_SLACK, TAIL_GAP, BoxError, Invalid, PreparedHeads, affine_range as _affine_range, box_env,
+                   confirm_slopes, head_parts_lu, interval_product, parse_slopes, require_finite, knapsack_floats,
                    knapsack_lower, knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds,
                    target_error, undercuts)
+
+
+_TAIL = arb(TAIL_GAP)   # exact
+_ONE = arb(1)
 
 
 def _mm(A, B):
@@ -174,6 +186,146 @@ def _sum_terms(terms):
     for t in terms:
         acc = _iadd(acc, t)
     return acc
+
+
+# -- exact affine forms (c, g): the real function c + g.x of the input (fmpq throughout), for the
+# entries of the network that no softmax over several keys has mixed yet
+def _form_comb(terms, b, D):
+    """The form b + sum_t w_t f_t of (w_t, f_t) pairs; None when some f_t is None (not affine)."""
+    c, g = b, [fmpq(0)] * D
+    for w, f in terms:
+        if f is None:
+            return None
+        c += w * f[0]
+        for i, x in enumerate(f[1]):
+            if x:
+                g[i] += w * x
+    return c, tuple(g)
+
+
+def _forms_times(rows, M, D):
+    """Rows of forms times an exact matrix (None where a contributing entry is None)."""
+    return [[_form_comb([(M[t][c], row[t]) for t in range(len(M)) if M[t][c] != 0], fmpq(0), D)
+             for c in range(len(M[0]))] for row in rows]
+
+
+def _form_add(a, b):
+    if a is None or b is None:
+        return None
+    return a[0] + b[0], tuple(x + y for x, y in zip(a[1], b[1]))
+
+
+def _ball(x, qbox):
+    """A ball enclosing a token entry over the box: the entry itself, or a form's exact range."""
+    return x if type(x) is arb else _aff(x[0], x[1], qbox)
+
+
+def _add(a, b, qbox):
+    if type(a) is not arb and type(b) is not arb:
+        return _form_add(a, b)
+    return _ball(a, qbox) + _ball(b, qbox)
+
+
+def _ends_ball(lo, hi):
+    """The ball of exact-ended [lo, hi] (NaN when an end is not finite, as ``_combine``)."""
+    if not (lo.is_finite() and hi.is_finite()):
+        return arb("nan")
+    return lo.union(hi)
+
+
+def _fsafe(x) -> float:
+    """x as a float, +-inf when it is out of range (only the leader at the centre reads these)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return float("inf") if x > 0 else float("-inf")
+
+
+def _affine_logits(q, K, bias, D):
+    """(c, G): exact c_j + G_j.x equal to the logits s_j = q.k_j + b_j of the forms q (one per
+    dimension) and k_j up to one quadratic term R(x) common to every key j, so that the softmax of
+    c + G.x is the softmax of s at every x (it ignores a common shift); None when the quadratic
+    parts x^T (sum_d qg_d kg_jd^T) x differ between keys (compared as exact monomial coefficients)."""
+    cs, Gs, quad0 = [], [], None
+    for j, k in enumerate(K):
+        c = bias[j] if bias is not None else fmpq(0)
+        g = [fmpq(0)] * D
+        quad = {}
+        for (qc, qg), (kc, kg) in zip(q, k):
+            c += qc * kc
+            for i in range(D):
+                g[i] += qg[i] * kc + qc * kg[i]
+                if qg[i]:
+                    for m in range(D):
+                        if kg[m]:
+                            key = (min(i, m), max(i, m))
+                            quad[key] = quad.get(key, fmpq(0)) + qg[i] * kg[m]
+        quad = {key: v for key, v in quad.items() if v != 0}
+        if quad0 is None:
+            quad0 = quad
+        elif quad != quad0:
+            return None
+        cs.append(c)
+        Gs.append(g)
+    return cs, Gs
+
+
+def _row_plan(c, G, cols, flat):
+    """The plan of one softmax row with exact logits c_j + G_j.x and value columns (e, F) (e_j + F_j.x):
+    the first column joins ``flat`` as a one-layer head (its index ``hn``), the others stay in
+    ``cols``; ``f`` holds the logits as floats for the leader at the centre."""
+    hn = len(flat)
+    flat.append((c, G, cols[0][0], cols[0][1]))
+    n = len(c)
+    const = all(x == 0 for _, F in cols for Fj in F for x in Fj)
+    return {"hn": hn, "n": n, "len": [0.0] * n, "cols": cols[1:], "values": [e for e, _ in cols] if const else None,
+            "lone": {}, "f": ([_fsafe(x) for x in c], [[_fsafe(x) for x in g] for g in G])}
+
+
+def _head_plan(h, Q, K, V, n_rows, fallback, flat, D):
+    """(kind, data) of one head from the forms of its queries Q, keys K and values V (see ``_plan``)."""
+    if len(K) == 1:
+        if all(f is not None for f in V[0]):
+            return "single", [list(V[0]) for _ in range(n_rows)]
+        return fallback, None
+    if any(f is None for rows in (Q, K, V) for row in rows for f in row):
+        return fallback, None
+    rows = []
+    for qi in range(n_rows):
+        cg = _affine_logits(Q[qi], K, h["bias"][qi] if h["bias"] else None, D)
+        if cg is None:
+            del flat[len(flat) - len(rows):]   # this head takes the ball path after all
+            return fallback, None
+        cols = [([V[j][c][0] for j in range(len(K))], [list(V[j][c][1]) for j in range(len(K))])
+                for c in range(len(V[0]))]
+        rows.append(_row_plan(cg[0], cg[1], cols, flat))
+    return "affine", rows
+
+
+def _more_column(parts, col, qbox):
+    """(lo, hi) of another value column (e, F) of a row that ``head_parts_lu`` bounded with its
+    first column: the same weight bounds ``parts`` (l_j <= a_j <= u_j over the keys in act, and
+    when there is a lumped tail its total weight as the last entry), values enclosed exactly,
+    the tail's value the range of the other keys' values, the knapsack's dual bounds (the
+    argument of head_parts_lu, which does not depend on the values)."""
+    _, _, act, l, u, _, _, lu = parts
+    e, F = col
+    vl, vh = [], []
+    for j in act:
+        a, b = _affine_range(e[j], F[j], qbox)
+        vl.append(arb(a).lower())
+        vh.append(arb(b).upper())
+    if len(l) > len(act):
+        inside = set(act)
+        lo = hi = None
+        for j in range(len(e)):
+            if j not in inside:
+                a, b = _affine_range(e[j], F[j], qbox)
+                lo = a if lo is None or a < lo else lo
+                hi = b if hi is None or b > hi else hi
+        vl.append(arb(lo).lower())
+        vh.append(arb(hi).upper())
+    return knapsack_lower(l, u, vl, None, lu), _knapsack(l, u, vh, None, lu)
 
 
 class LayeredNet:
@@ -358,11 +510,34 @@ class LayeredNet:
         return out
 
     def _outputs(self, box):
+        """Balls of the outputs (minus ``self.lin``) over an exact box, following ``_plan``: entries
+        that are exact affine forms stay forms (nothing to compute per box), softmax rows with affine
+        logits and values go to core's one-layer head bound, anything else to the ball path."""
+        plan = self._plan()
         xm = [(_f(a) + _f(b)) / 2 for a, b in box]
-        Z = Ypre = None
+        Z = Ypre = plan["emb"]
         cache = self.__dict__.setdefault("_post_cache", {})
-        for li, (qrows, krows, heads, post) in enumerate(self.layers):
-            Y = self._first(qrows, krows, heads, box, xm) if li == 0 else self._later(qrows, krows, heads, Z)
+        for li, ((qrows, krows, heads, post), lp) in enumerate(zip(self.layers, plan["layers"])):
+            if lp["static"]:   # single-key heads on forms: the outputs are lp's forms; only hints to read
+                for _ in range(len(heads) * len(qrows)):
+                    self._leader([0.0])
+                Ypre, Z = lp["pre"], lp["out"]
+                continue
+            Y, Zb = None, None
+            for h, (kind, data) in zip(heads, lp["heads"]):
+                if kind == "single":
+                    for _ in qrows:
+                        self._leader([0.0])
+                    out = data
+                elif kind == "affine":
+                    out = [self._affine_row(row, box, xm)[1] for row in data]
+                elif kind == "first":
+                    out = self._first(qrows, krows, [h], box, xm)
+                else:
+                    if Zb is None:
+                        Zb = [[_ball(x, box) for x in row] for row in Z]
+                    out = self._later(qrows, krows, [h], Zb)
+                Y = out if Y is None else [[_add(a, b, box) for a, b in zip(ra, rb)] for ra, rb in zip(Y, out)]
             Ypre = Y
             if post is not None:
                 W, B = post
@@ -370,17 +545,23 @@ class LayeredNet:
                     cache[("post", li)] = ([[(t, arb(W[t][c])) for t in range(len(W)) if W[t][c] != 0]
                                             for c in range(len(W[0]))], [[arb(x) for x in r] for r in B])
                 cols, Ba = cache[("post", li)]
-                Y = [[sum((row[t] * w for t, w in cols[c]), Ba[r][c]) for c in range(len(cols))]
+                Y = [[lp["out"][r][c] if lp["out"][r][c] is not None else
+                      sum((_ball(row[t], box) * w for t, w in cols[c]), Ba[r][c]) for c in range(len(cols))]
                      for r, row in enumerate(Y)]
             Z = Y
         if not self.final_softmax:
-            ent = [Z[r][c] for r, c in self.readout]
+            ent = [_ball(Z[r][c], box) for r, c in self.readout]
             if self.linear is None:
                 return ent
             return [sum((w * v for w, v in zip(ws, ent)), arb(b)) for b, ws in self.linear]
         post = self.layers[-1][3]
-        weights = []
+        weights = []   # per row: ("aff", head_parts_lu's parts or None, balls per linear output) or ("ball", l, u)
         for r, row in enumerate(Z):
+            rp = plan["final"][r]
+            if rp is not None:
+                weights.append(("aff",) + self._affine_row(rp, box, xm, weights_only=self.linear is None))
+                continue
+            row = [_ball(x, box) for x in row]
             ks = self._leader([float(row[c].mid()) for c in range(len(row))])
             if post is not None:
                 W, B = post
@@ -388,24 +569,191 @@ class LayeredNet:
                     cache[("gap", ks)] = [[(t, arb(W[t][c] - W[t][ks])) for t in range(len(W))
                                            if W[t][c] != W[t][ks]] for c in range(len(row))]
                 dW = cache[("gap", ks)]
-                gaps = [sum((Ypre[r][t] * w for t, w in dW[c]), arb(B[r][c] - B[r][ks])) for c in range(len(row))]
+                pre = [_ball(x, box) for x in Ypre[r]]
+                gaps = [sum((pre[t] * w for t, w in dW[c]), arb(B[r][c] - B[r][ks])) for c in range(len(row))]
             else:
                 gaps = [row[c] - row[ks] for c in range(len(row))]
-            weights.append(_weights(gaps))
+            weights.append(("ball",) + tuple(_weights(gaps)))
         if self.linear is None:
-            return [arb_interval(weights[r][0][c].lower(), weights[r][1][c].upper()) for r, c in self.readout]
+            out = []
+            for r, c in self.readout:
+                w = weights[r]
+                if w[0] == "ball":
+                    out.append(arb_interval(w[1][c].lower(), w[2][c].upper()))
+                    continue
+                act, l, u = w[1][2], w[1][3], w[1][4]
+                if c in act:
+                    i = act.index(c)
+                    out.append(arb_interval(l[i].lower(), u[i].upper()))
+                else:   # a key of the lumped tail: 0 <= a_c <= the tail's total weight <= u[-1]
+                    out.append(arb_interval(arb(0), u[-1].upper()))
+            return out
         outs = []
-        for b, ws in self.linear:
-            vals = [[arb(0)] * self.width for _ in range(self.rows)]
-            for w, (r, c) in zip(ws, self.readout):
-                vals[r][c] = arb(w)
+        vals_all = self._final_vals()
+        for o, (b, ws) in enumerate(self.linear):
             acc = arb(b)
             for r in range(self.rows):
-                l, u = weights[r]
-                acc += _combine(l, u, vals[r])
+                w = weights[r]
+                acc += _combine(w[1], w[2], vals_all[o][r]) if w[0] == "ball" else w[2][o]
             outs.append(acc)
         return outs
 
+    def _final_vals(self):
+        """Per linear output, per row: the readout weights of that row's columns as arbs (0 elsewhere)."""
+        key = ("vals", ctx.prec)
+        cache = self.__dict__.setdefault("_post_cache", {})
+        if key not in cache:
+            cache[key] = [[[arb(x) for x in row] for row in self._val_rows(ws)] for _, ws in self.linear]
+        return cache[key]
+
+    def _val_rows(self, ws):
+        """The exact readout weights ``ws`` spread over [row][column] (0 where no entry is read)."""
+        vals = [[fmpq(0)] * self.width for _ in range(self.rows)]
+        for w, (r, c) in zip(ws, self.readout):
+            vals[r][c] = w
+        return vals
+
+    def _affine_row(self, rp, box, xm, weights_only=False):
+        """One softmax row whose logits are exact affine forms c_j + G_j.x (up to a term common to
+        every key, which the softmax ignores) and whose values are affine forms: its leader (hint
+        or best at the centre), then ``_lone_leader`` when the values are constant, else (or when
+        that does not apply) core's one-layer head bound (``head_parts_lu``: exact gap ranges,
+        weights in the gap form, lumped tail, knapsack) for its first value column and the same
+        weight bounds for the others.  Returns (head_parts_lu's parts or None, [ball per column];
+        None instead of the balls with ``weights_only``, which always takes head_parts_lu)."""
+        n = rp["n"]
+        if self._hints is None:
+            cf, Gf = rp["f"]
+            ks = self._leader([cf[j] + sum(g * x for g, x in zip(Gf[j], xm)) for j in range(n)])
+        else:
+            ks = self._leader(rp["len"])
+        if rp["values"] is not None and not weights_only:
+            balls = self._lone_leader(rp, ks, box)
+            if balls is not None:
+                return None, balls
+        parts = head_parts_lu(self._prep, rp["hn"], ks, box)
+        if weights_only:
+            return parts, None
+        return parts, [_ends_ball(parts[0], parts[1])] + [_ends_ball(*_more_column(parts, col, box))
+                                                          for col in rp["cols"]]
+
+    def _lone_leader(self, rp, ks, qbox):
+        """Balls of a constant-valued softmax row y = sum_j a_j e_j (one per value column) when every
+        key but the leader k* surely has its exact gap g_j = s_j - s_k* below TAIL_GAP over the box
+        (ball ends as in head_parts_lu); None otherwise.
+
+        Then m = 1 - a_k* = sum_{j != k*} a_j lies in [0, mh], mh = min(1, tau), tau = (n - 1) e^M
+        with M >= every such gap's upper end (the softmax's denominator is at least e^{g_k*} = 1),
+        and y = (1 - m) e_k* + m w with w = (sum_{j != k*} a_j e_j) / m in [t_lo, t_hi], the range
+        of the other keys' values.  As y is affine in m on [0, mh],
+            e_k* + mh min(0, t_lo - e_k*) <= y <= e_k* + mh max(0, t_hi - e_k*),
+        every end evaluated in Arb from exact-ended balls and rounded outward.  The knapsack of
+        head_parts_lu bounds the same y over the same weights, only at a higher cost."""
+        prec = ctx.prec
+        key = (ks, prec)
+        lone = rp["lone"].get(key)
+        if lone is None:   # per leader: the exact-ended value of k* and range of the others, per column
+            lone = []
+            for e in rp["values"]:
+                rest = [x for j, x in enumerate(e) if j != ks]
+                lone.append((arb(e[ks]).lower(), arb(e[ks]).upper(),
+                             arb(min(rest)).lower() if rest else None, arb(max(rest)).upper() if rest else None))
+            rp["lone"][key] = lone
+        xa, xb = self._box_arbs(qbox)
+        dcA, gA = self._prep.gap_balls(rp["hn"], ks)
+        tail = _TAIL
+        top = None
+        for j in range(rp["n"]):
+            if j == ks:
+                continue
+            hi_s = dcA[j]   # a ball that contains the exact upper end of g_j over the box
+            for i, g, pos in gA[j]:
+                hi_s = hi_s + g * (xb[i] if pos else xa[i])
+            if not hi_s < tail:
+                return None
+            t = hi_s.upper()
+            top = t if top is None or t > top else top
+        if top is None:   # one key: its weight is exactly 1
+            return [_ends_ball(vl, vh) for vl, vh, _, _ in lone]
+        mh = arb.min((arb(rp["n"] - 1) * top.exp()).upper(), _ONE).upper()
+        out = []
+        for vl, vh, t_lo, t_hi in lone:
+            d_hi = (t_hi - vh).upper()
+            d_lo = (t_lo - vl).lower()
+            hi = (vh + mh * d_hi).upper() if d_hi > 0 else vh
+            lo = (vl + mh * d_lo).lower() if d_lo < 0 else vl
+            out.append(_ends_ball(lo, hi))
+        return out
+
+    def _box_arbs(self, qbox):
+        """Balls of the box's exact lower and upper ends (at the current precision), made once per box."""
+        c = getattr(self, "_xab", None)
+        if c is None or c[0] is not qbox or c[1] != ctx.prec:
+            c = self._xab = (qbox, ctx.prec, [arb(a) for a, _ in qbox], [arb(b) for _, b in qbox])
+        return c[2], c[3]
+
+    def _plan(self):
+        """What of the network is exact affine in x, worked out once per certificate (no box): the
+        embedding's entries are forms (c, g), the exact real function c + g.x; a head over one key
+        outputs that key's value (its softmax weight is exactly 1), a post map or a sum of heads
+        maps forms to forms.  Per layer: "static" when its outputs are all forms (``pre`` before
+        the post map, ``out`` after), and per head its kind: "single" (forms, ``data`` its output
+        rows), "affine" (several keys, logits and values affine in x on every query row: ``data``
+        the row plans for ``_affine_row``), else "first" / "later" (the ball paths).  ``final``:
+        per row of the final softmax, a row plan when that row's logits are forms, else None."""
+        if getattr(self, "_plan_cache", None) is not None:
+            return self._plan_cache
+        D = len(self.lins)
+        emb = [[(self.const[r][d], tuple(E[r][d] for E in self.lins)) for d in range(len(self.const[0]))]
+               for r in range(len(self.const))]
+        flat = []   # the one-layer heads (c, G, e, F) of the affine rows, for core's PreparedHeads
+        layers = []
+        Z = emb
+        for li, (qrows, krows, heads, post) in enumerate(self.layers):
+            hps = []
+            for h in heads:
+                if li == 0:
+                    qc, qG, kc, kG, vc, vG = self._pre(h, qrows, krows)
+                    Q = [[(qc[a][d], tuple(G[a][d] for G in qG)) for d in range(len(qc[0]))] for a in range(len(qrows))]
+                    K = [[(kc[j][d], tuple(G[j][d] for G in kG)) for d in range(len(kc[0]))] for j in range(len(krows))]
+                    V = [[(vc[j][c], tuple(G[j][c] for G in vG)) for c in range(len(vc[0]))] for j in range(len(krows))]
+                else:
+                    Q = _forms_times([Z[r] for r in qrows], h["wq"], D)
+                    K = _forms_times([Z[r] for r in krows], h["wk"], D)
+                    V = _forms_times([Z[r] for r in krows], h["wvo"], D)
+                hps.append(_head_plan(h, Q, K, V, len(qrows), "first" if li == 0 else "later", flat, D))
+            width = len(heads[0]["wvo"][0])
+            static = all(kind == "single" for kind, _ in hps)
+            pre = None
+            if static:
+                for _, out in hps:
+                    pre = out if pre is None else [[_form_add(a, b) for a, b in zip(ra, rb)] for ra, rb in zip(pre, out)]
+            else:
+                pre = [[None] * width for _ in qrows]
+            out = pre
+            if post is not None:
+                W, B = post
+                out = [[_form_comb([(W[t][c], row[t]) for t in range(len(W)) if W[t][c] != 0], B[r][c], D)
+                        for c in range(len(W[0]))] for r, row in enumerate(pre)]
+                static = static and all(f is not None for row in out for f in row)
+            layers.append({"static": static, "heads": hps, "pre": pre, "out": out})
+            Z = out
+        final = None
+        if self.final_softmax:
+            final = []
+            lin_vals = [self._val_rows(ws) for _, ws in self.linear] if self.linear is not None else None
+            for r, row in enumerate(Z):
+                if any(f is None for f in row):
+                    final.append(None)
+                    continue
+                n = len(row)
+                cols = [[v[r][c] for c in range(n)] for v in lin_vals] if lin_vals is not None else [[fmpq(0)] * n]
+                zero = [[fmpq(0)] * D for _ in range(n)]
+                final.append(_row_plan([f[0] for f in row], [list(f[1]) for f in row],
+                                       [(e, zero) for e in cols], flat))
+        self._prep = PreparedHeads([flat])
+        self._plan_cache = {"emb": emb, "layers": layers, "final": final}
+        return self._plan_cache
 
     # -- the derivative pass of the centred bound (forward mode, interval ends throughout)
     def _pre(self, h, qrows, krows):
