@@ -40,11 +40,11 @@ from __future__ import annotations
 
 from flint import arb, fmpq
 
-from .core import (BoxError, Invalid, box_bound, box_env, confirm_slopes, corner_product, head_parts_lu,
-                   interval_product, knapsack_lower, knapsack_upper, parse_slopes, prepare_heads, require_finite)
+from .core import (Invalid, box_bound, box_env, centred_total, confirm_slopes, corner_product, head_parts_lu,
+                   interval_product, knapsack_lower, knapsack_upper, parse_slopes, prepare_heads, require_finite,
+                   slope_bound)
 
 _ZERO = arb(0)
-_INF = arb("inf")
 
 
 def _qbox(box):
@@ -128,7 +128,6 @@ def box_slopes(box, heads_all, targets, hints, prep=None):
     names = [f"x{i}" for i in range(D)]
     if len(hints) != sum(len(per) for per in heads_all):
         raise Invalid("wrong number of hints")
-    inf = _INF
     slopes = [_ZERO] * D
     hn = 0
     for per, target in zip(heads_all, targets):
@@ -142,11 +141,7 @@ def box_slopes(box, heads_all, targets, hints, prep=None):
             dn = [(_ZERO, _ZERO)] * D
         _, df = target.bounds_and_gradient(env, names)
         for i in range(D):
-            lo = (dn[i][0] - df[i][1]).lower()
-            hi = (dn[i][1] - df[i][0]).upper()
-            m = arb.max(abs(lo), abs(hi)).upper() if lo.is_finite() and hi.is_finite() else inf
-            if not m.is_finite():
-                m = inf
+            m = slope_bound((dn[i][0] - df[i][1]).lower(), (dn[i][1] - df[i][0]).upper())
             slopes[i] = m if m > slopes[i] else slopes[i]
     return slopes
 
@@ -162,10 +157,7 @@ def centred_parts(box, heads_all, targets, hints, prep=None, slopes=None):
         slopes = box_slopes(qbox, heads_all, targets, hints, prep)
     centre = [(lo + hi) / 2 for lo, hi in qbox]
     e_c = box_bound([(x, x) for x in centre], heads_all, targets, hints, prep)
-    total = e_c
-    for s, (lo, hi) in zip(slopes, qbox):
-        total = (total + s * arb((hi - lo) / 2)).upper()
-    return total, slopes, e_c
+    return centred_total(e_c, slopes, qbox), slopes, e_c
 
 
 def centred_box_bound(box, heads_all, targets, hints, prep, stored_slopes):

@@ -397,6 +397,7 @@ def knapsack_upper(l, u, v, order=None, lu=None):
 
 _ZERO = arb(0)
 _ONE = arb(1)
+_INF = arb("inf")
 _TAIL_ARB = arb(-60)   # TAIL_GAP as an (exact) arb
 
 
@@ -1164,6 +1165,21 @@ def corner_product(a_lo, a_hi, b_lo, b_hi):
     lo = arb.min((a_lo * b_hi).lower(), (a_hi * b_lo).lower())
     hi = arb.max((a_lo * b_lo).upper(), (a_hi * b_hi).upper())
     return lo, hi
+
+
+def slope_bound(lo, hi):
+    """sup |v| over the enclosure [lo, hi] of a derivative (arb ends): an arb upper end, +inf when
+    an end is not finite (then no slope is proved)."""
+    m = arb.max(abs(lo), abs(hi)).upper() if lo.is_finite() and hi.is_finite() else _INF
+    return m if m.is_finite() else _INF
+
+
+def centred_total(e_c, slopes, qbox):
+    """C = E_c + sum_i slope_i r_i over the exact box (r_i its exact half-widths), rounded up."""
+    total = e_c
+    for s, (lo, hi) in zip(slopes, qbox):
+        total = (total + s * arb((hi - lo) / 2)).upper()
+    return total
 
 
 def parse_slopes(raw, D):

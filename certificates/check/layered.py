@@ -35,10 +35,10 @@ from __future__ import annotations
 from flint import arb, ctx, fmpq
 
 from .arbexpr import ArbExprError, arb_compile, arb_interval
-from .core import (REL_SLACK, TAIL_GAP, BoxError, Invalid, PreparedHeads, affine_range as _affine_range, box_env,
-                   confirm_slopes, head_parts_lu, interval_product, parse_slopes, require_finite, knapsack_floats,
-                   knapsack_lower, knapsack_upper as _knapsack, mat, rat, float_up, softmax_weight_bounds,
-                   target_error, undercuts)
+from .core import (TAIL_GAP, Invalid, PreparedHeads, affine_range as _affine_range, box_env, centred_total,
+                   confirm_slopes, float_up, head_parts_lu, interval_product, knapsack_floats, knapsack_lower,
+                   knapsack_upper as _knapsack, mat, parse_slopes, rat, require_finite, slope_bound,
+                   softmax_weight_bounds, undercuts)
 
 
 _TAIL = arb(TAIL_GAP)   # exact
@@ -1118,7 +1118,6 @@ def layered_slopes(model, split, box, hints):
     D = len(qbox)
     env = box_env(qbox)
     names = [f"x{i}" for i in range(D)]
-    inf = arb("inf")
     slopes = [arb(0)] * D
     for dn, lin, (tcoef, f) in zip(model.split_derivatives(qbox, hints), model.lin, split):
         df = [None] * D if f is None else f.bounds_and_gradient(env, names)[1]
@@ -1131,10 +1130,7 @@ def layered_slopes(model, split, box, hints):
                 g = _isub((arb(0), arb(0)) if g is None else g, df[i])
             if g is None:
                 continue
-            lo, hi = g
-            m = arb.max(abs(lo), abs(hi)).upper() if lo.is_finite() and hi.is_finite() else inf
-            if not m.is_finite():
-                m = inf
+            m = slope_bound(*g)
             slopes[i] = m if m > slopes[i] else slopes[i]
     return slopes
 
@@ -1158,9 +1154,7 @@ def layered_centred_bound(model, target_json, domain=None):
         slopes = layered_slopes(model, split, qbox, hints)
         require_finite(slopes)
         centre = [(lo + hi) / 2 for lo, hi in qbox]
-        total = bound([(x, x) for x in centre], hints)
-        for s, (lo, hi) in zip(slopes, qbox):
-            total = (total + s * arb((hi - lo) / 2)).upper()
+        total = centred_total(bound([(x, x) for x in centre], hints), slopes, qbox)
         confirm_slopes(stored, slopes, qbox, total)
         return total
     return centred
