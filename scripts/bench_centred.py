@@ -3,7 +3,7 @@ in one run on one machine (ratios are the figures; these machines are noisy).
 
     python scripts/bench_centred.py                 # every table
     python scripts/bench_centred.py --only sweep    # 2-D sin(2x0)cos(3x1): boxes vs eps, fitted exponent
-    python scripts/bench_centred.py --only 4d       # max-affine sin(x0+x1+x2+x3), G = 4, at 1.25 x the sampled sup
+    python scripts/bench_centred.py --only 4d       # max-affine sin(x0+x1+x2+x3), G = 4, at 1.25 x the sampled sup (2 workers)
     python scripts/bench_centred.py --only 4d --enclosure centred --time-limit 600   # the centred row alone
     python scripts/bench_centred.py --only checker  # checker time / certify time on the library and ramp p = 201
     python scripts/bench_centred.py --only checker --repeat 3   # the same, fastest of 3 runs per side
@@ -29,22 +29,28 @@ import constructions  # noqa: E402
 from certificates.check.document import check_doc  # noqa: E402
 from certificates.model import certificate_doc, load  # noqa: E402
 from verify.search.certify import certify  # noqa: E402
+from verify.search.executors import open_executor  # noqa: E402
 from verify.search.residual import certify_residual, residual_claim  # noqa: E402
 from verify.search.sampling import max_error_sampled  # noqa: E402
 
 
-def _run(c, eps, enclosure, **kw):
-    """certify (as ``attncert certify`` does: icl-gd's residual route where declared), then check_doc."""
+def _run(c, eps, enclosure, workers=1, **kw):
+    """certify (as ``attncert certify`` does: icl-gd's residual route where declared), then check_doc;
+    with ``workers`` > 1 both use that many local processes (as ``--workers``)."""
     t = time.perf_counter()
     if residual_claim(c) is not None:
         r = certify_residual(c, eps)
+    elif workers > 1:
+        with open_executor(workers) as ex:
+            r = certify(c, eps, progress=False, enclosure=enclosure, executor=ex, min_units=workers, **kw)
     else:
         r = certify(c, eps, progress=False, enclosure=enclosure, **kw)
     secs = time.perf_counter() - t
     checked = None
     if r.holds:
         t = time.perf_counter()
-        check_doc(json.loads(json.dumps(certificate_doc(c, r))), max_work=None)
+        check_doc(json.loads(json.dumps(certificate_doc(c, r))), max_work=None,
+                  workers=workers if workers > 1 else None)
         checked = time.perf_counter() - t
     return r, secs, checked
 
@@ -79,15 +85,16 @@ def sweep(max_boxes: int) -> None:
             print(f"fitted exponent ({enc}): boxes ~ eps^-{_fit([float(e) for e in grid], ns):.2f}")
 
 
-def four_d(time_limit: float, enclosures=("centred", "plain")) -> None:
+def four_d(time_limit: float, enclosures=("centred", "plain"), workers: int = 2) -> None:
     c = constructions.build("max-affine", f="sin(x0+x1+x2+x3)", G=4)
     sup, _, _ = max_error_sampled(c, 2_000_000)
     eps = Fraction(1.25 * sup).limit_denominator(10 ** 6)
-    print(f"\n### 4-D max-affine sin(x0+x1+x2+x3), G = 4 (257 tokens); sampled sup {sup:.4g}, eps = 1.25 x = {float(eps):.4g}\n")
+    print(f"\n### 4-D max-affine sin(x0+x1+x2+x3), G = 4 (257 tokens); sampled sup {sup:.4g}, eps = 1.25 x = {float(eps):.4g}"
+          f"; {workers} worker(s) for certify and check\n")
     print("| enclosure | status | boxes | certify s | check s |")
     print("|---|---|---|---|---|")
     for enc in enclosures:
-        r, secs, chk = _run(c, eps, enc, time_limit=time_limit)
+        r, secs, chk = _run(c, eps, enc, workers=workers, time_limit=time_limit)
         print(f"| {enc} | {r.status} | {len(r.leaves) if r.holds else r.boxes_evaluated} | {secs:.1f} | "
               f"{'-' if chk is None else f'{chk:.1f}'} |")
 
@@ -148,12 +155,13 @@ def main() -> int:
                     help="checker table: run certify and check this many times each, keep the fastest")
     ap.add_argument("--enclosure", choices=["both", "centred", "plain"], default="both",
                     help="the 4-D table's enclosures (both: centred, then plain)")
+    ap.add_argument("--workers", type=int, default=2, help="local processes for the 4-D certify and check")
     a = ap.parse_args()
     print(f"{time.strftime('%Y-%m-%d')}; {os.cpu_count()} CPU(s); numpy {np.__version__}")
     if a.only in (None, "sweep"):
         sweep(a.max_boxes)
     if a.only in (None, "4d"):
-        four_d(a.time_limit, ("centred", "plain") if a.enclosure == "both" else (a.enclosure,))
+        four_d(a.time_limit, ("centred", "plain") if a.enclosure == "both" else (a.enclosure,), a.workers)
     if a.only in (None, "checker"):
         checker(max(1, a.repeat))
     return 0

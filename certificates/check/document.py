@@ -491,24 +491,30 @@ def check_paving_chunk(doc, start, stop):
 
         def bound(box, hints):
             return box_bound(box, heads_all, targets, hints, prep)
+
+        def centred(box, hints, s):
+            return centred_box_bound(box, heads_all, targets, hints, prep, s)
+        n_centred_hints = n_hints
         if ev.get("bounder", "affine") == "grid":
             grid = GridCheck(heads_all, ev.get("grid"), D)
             n_hints = grid.n_hints
 
             def bound(box, hints):
                 return grid.box_bound(box, targets, hints)
+            if ev.get("centred") == "grid":
+                n_centred_hints = n_hints
+
+                def centred(box, hints, s):
+                    return grid.centred_box_bound(box, targets, hints, s)
         boxes = leaves(ev["tree"], domain, D)[start:stop]
         slopes = ev.get("slopes")
         if slopes is not None:
             slopes = slopes[start:stop]
-
-        def centred(box, hints, s):
-            return centred_box_bound(box, heads_all, targets, hints, prep, s)
         try:
             stored_max, checked_max, _ = check_boxes(boxes, ev["bounds"][start:stop], ev["hints"][start:stop],
                                                      bound, rat(doc["eps"], "eps"), n_hints=n_hints, start=start,
                                                      slopes=slopes, centred=centred,
-                                                     n_centred_hints=sum(len(p) for p in heads_all))
+                                                     n_centred_hints=n_centred_hints)
         except Invalid as e:
             return ("invalid", str(e))
         return ("ok", str(stored_max), _exact_arb(checked_max))
@@ -634,6 +640,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
     if len(ev["bounds"]) != len(boxes) or len(ev["hints"]) != len(boxes):
         raise Invalid(f"evidence lists {len(ev['bounds'])} bounds for {len(boxes)} boxes")
     n_hints = None if layered else sum(len(p) for p in heads_all)
+    n_centred_hints = n_hints
     slopes = ev.get("slopes")
     if slopes is not None:
         _check_slopes(slopes, len(boxes), D, "evidence", lp=lp is not None,
@@ -656,8 +663,15 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
 
         def bound(box, hints):
             return grid.box_bound(box, targets, hints)
+        if ev.get("centred") == "grid":   # centred boxes carry grid hints and grid-derived slopes
+            n_centred_hints = n_hints
+
+            def centred(box, hints, s):
+                return grid.centred_box_bound(box, targets, hints, s)
     elif ev.get("bounder", "affine") != "affine":
         raise Invalid(f"unknown evidence bounder {str(ev.get('bounder'))[:40]!r}")
+    if "centred" in ev and (ev.get("bounder") != "grid" or ev["centred"] != "grid"):
+        raise Invalid("evidence \"centred\": \"grid\" goes with bounder \"grid\" only")
     max_bound = rat(doc["result"]["max_bound"], "max_bound")
     if lp is None and not max_bound < eps:
         raise Invalid("the largest proved bound is not below eps")
@@ -672,8 +686,7 @@ def _check_doc(doc, path, max_work, max_p, cross_check, timeout_ms, workers, bar
             stored_max, checked_max, lp_terms = check_boxes(boxes, ev["bounds"], ev["hints"], bound, eps,
                                                             n_hints=n_hints, lp=lp is not None, tick=bar.update,
                                                             slopes=slopes, centred=centred,
-                                                            n_centred_hints=None if layered else
-                                                            sum(len(p) for p in heads_all))
+                                                            n_centred_hints=n_centred_hints)
         if stored_max != max_bound:
             raise Invalid("max_bound is not the largest box bound")
         norm_bound, checked_norm = doc["result"]["max_bound"], float_up(checked_max)

@@ -6,7 +6,9 @@ lam + sum_d (alpha_d(k_d) + gamma_d(k_d) x_d) with constant values (and that eac
 claimed copy is the grid shifted by a constant mu), then bounds each box: per-dim
 softmax enclosures in logit-gap form, a window of cells plus one outside slot carrying
 the leaked mass, dimension-by-dimension knapsack contraction, and the mixture with
-the remaining keys (weight <= sum e^{-mu} + sum_e e^{logit_e - logit_k*}).
+the remaining keys (weight <= sum e^{-mu} + sum_e e^{logit_e - logit_k*}).  A paving marked
+"centred": "grid" has centred boxes bounded by E_c + sum_i slope_i r_i with the slopes
+re-derived here from the same product form (``GridPart.derivatives``).
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ import re
 
 from flint import arb, fmpq
 
-from .core import BoxError, affine_range as _affine_range, box_env, knapsack_upper as _knapsack_upper, target_error
+from .core import (BoxError, affine_range as _affine_range, box_env, centred_total, confirm_slopes, interval_product,
+                   knapsack_lower, knapsack_upper as _knapsack_upper, parse_slopes, require_finite, slope_bound,
+                   target_error)
 
 _RAT = re.compile(r"-?[0-9]{1,2600}(/[0-9]{1,2600})?\Z")
 
@@ -87,6 +91,13 @@ class GridPart:
             olo = min(vals) if olo is None else min(olo, min(vals))
             ohi = max(vals) if ohi is None else max(ohi, max(vals))
         self.extras = [(c[j] - lam, G[j], e[j], F[j]) for j in range(P) if j not in used]
+        # per dimension: every key's logit slope lies in [lo, hi] (a copy has the grid's), and no
+        # extra's value slope exceeds fmax in size: what the other keys' share of d N needs
+        self.spans = []
+        for d in range(D):
+            slopes = list(gamma[d]) + [x[1][d] for x in self.extras]
+            fmax = max((abs(x[3][d]) for x in self.extras), default=fmpq(0))
+            self.spans.append((min(gamma[d]), max(gamma[d]), max(slopes) - min(slopes), fmax))
         self.shape, self.window, self.strides, self.D = shape, window, strides, D
         self.alpha, self.gamma = alpha, gamma
         self.values = [arb(e[main + i]) for i in range(N)]
@@ -132,6 +143,11 @@ class GridPart:
 
     def output(self, qbox, kstar):
         """Arb enclosure (lo, hi) of this readout's output over the exact box."""
+        return self._parts(qbox, kstar)[0]
+
+    def _parts(self, qbox, kstar):
+        """((lo, hi) of the output, the 1-D weight parts, (Ml, Mh) of the grid mixture, and the
+        other keys' weight bound a with their value range (olo, ohi); a None when there are none)."""
         D = self.D
         if len(self._memo) > MEMO_ENTRIES:
             self._memo.clear()
@@ -154,13 +170,95 @@ class GridPart:
             olo = arb(vl) if olo is None else arb.min(olo, arb(vl))
             ohi = arb(vh) if ohi is None else arb.max(ohi, arb(vh))
         if olo is None:
-            return Ml, Mh
+            return (Ml, Mh), ws, (Ml, Mh), None, None
         rho = (rho + self.copy_rho).upper()
         a = (rho / (1 + rho)).upper()  # other keys' total weight: (C+E)/(C+E+Z) <= rho/(1+rho)
         a = a if a < 1 else arb(1)
         hi = Mh + a * arb.max(ohi - Mh, arb(0))
         lo = Ml - a * arb.max(Ml - olo, arb(0))
-        return lo, hi
+        return (lo, hi), ws, (Ml, Mh), a, (olo, ohi)
+
+    def derivatives(self, qbox, kstar):
+        """[(lo, hi) per input]: exact ends of enclosures of d_d N over the exact box.
+
+        Dimension d's 1-D softmax p_d moves with x_d alone, d_d p_d(k) = p_d(k)(gamma_d(k) - P_d),
+        P_d = sum_k p_d(k) gamma_d(k); with M_k the grid mixture over the other dimensions given
+        k_d = k and k0 = k*_d, d_d M = sum_k p_d(k)(gamma_d(k) - P_d)(M_k - M_k0) (sum_k p_d(k)
+        (gamma_d(k) - P_d) = 0), and for any constants g, mu
+            d_d M = sum_k p_d(k)(gamma_d(k) - g)(D_k - mu) - (P_d - g)(S - mu),
+        D_k = M_k - M_k0 (enclosed by contracting the other dimensions over the exact value
+        differences), S = sum_k p_d(k) D_k.  P_d, S and the first sum are knapsacks over
+        dimension d's window (its outside slot: gamma in the range of all cells, D_k within the
+        values' spread); g, mu are the midpoints of the enclosures of P_d and S.  The other keys
+        (weight <= a, values in [olo, ohi]) add d a (O - M) + a (d O - d M), |d a| <= a s_d,
+        |d O| <= fmax_d + s_d max(|olo|, |ohi|), s_d the range of every key's logit slope.
+        """
+        (_, _), ws, (Ml, Mh), a, other = self._parts(qbox, kstar)
+        spread = (self.vmax - self.vmin).upper()
+        out = []
+        for d in range(self.D):
+            l, u, start = ws[d][:3]
+            W = self.window[d]
+            idx = [start + i for i in range(W)] + [None]
+            k0 = kstar[d]
+            dk_hi = [self._contract_diff(ws, d, g, k0, (), True, spread) for g in idx]
+            dk_lo = [-self._contract_diff(ws, d, g, k0, (), False, spread) for g in idx]
+            gmin, gmax, span, fmax = self.spans[d]
+            g_lo = [arb(self.gamma[d][g]) for g in idx[:-1]] + [arb(gmin)]
+            g_hi = g_lo[:-1] + [arb(gmax)]
+            p_lo, p_hi = knapsack_lower(l, u, g_lo), _knapsack_upper(l, u, g_hi)
+            s_lo, s_hi = knapsack_lower(l, u, dk_lo), _knapsack_upper(l, u, dk_hi)
+            if not all(x.is_finite() for x in (p_lo, p_hi, s_lo, s_hi)):
+                raise BoxError("a derivative enclosure is not finite")
+            gm, mu = ((p_lo + p_hi) / 2).mid(), ((s_lo + s_hi) / 2).mid()
+            q_lo, q_hi = [], []
+            for gl, gh, dl, dh in zip(g_lo, g_hi, dk_lo, dk_hi):
+                lo, hi = interval_product((gl - gm).lower(), (gh - gm).upper(), (dl - mu).lower(), (dh - mu).upper())
+                q_lo.append(lo)
+                q_hi.append(hi)
+            c_lo, c_hi = interval_product((p_lo - gm).lower(), (p_hi - gm).upper(), (s_lo - mu).lower(),
+                                          (s_hi - mu).upper())
+            lo = (knapsack_lower(l, u, q_lo) - c_hi).lower()
+            hi = (_knapsack_upper(l, u, q_hi) - c_lo).upper()
+            if a is not None:
+                olo, ohi = other
+                gap = arb.max(arb.max(ohi - Ml, Mh - olo), arb(0))
+                big_o = arb.max(abs(olo), abs(ohi))
+                rad = (a * (arb(span) * (gap + big_o) + arb(fmax) + arb.max(abs(lo), abs(hi)))).upper()
+                lo, hi = (lo - rad).lower(), (hi + rad).upper()
+            out.append((lo, hi))
+        return out
+
+    def _contract_diff(self, ws, d, kd, k0, prefix, upper, spread):
+        """Knapsack contraction over every dimension but d of the value differences
+        v(k with k_d = kd) - v(k with k_d = k0) (upper end, or the negated lower end), given the
+        global cell indices ``prefix`` of the dimensions before the next one to contract (d
+        skipped); a None index is an outside slot, whose differences are within +-spread."""
+        others = [e for e in range(self.D) if e != d]
+        n = len(prefix)
+        key = ("diff", upper, d, kd, k0, prefix, tuple(ws[e][3] for e in others[n:]))
+        hit = self._memo.get(key)
+        if hit is not None:
+            return hit
+        if kd is None or any(v is None for v in prefix):
+            return spread   # an outside slot: every entry below it is +-spread, as is their contraction
+        if n == len(others):
+            full = [0] * self.D
+            for e, v in zip(others, prefix):
+                full[e] = v
+            full[d] = kd
+            a_ = self.values[sum(full[e] * self.strides[e] for e in range(self.D))]
+            full[d] = k0
+            b_ = self.values[sum(full[e] * self.strides[e] for e in range(self.D))]
+            res = (a_ - b_).upper() if upper else (b_ - a_).upper()
+            self._memo[key] = res
+            return res
+        e = others[n]
+        l, u, start = ws[e][:3]
+        idx = [start + i for i in range(self.window[e])] + [None]
+        res = _knapsack_upper(l, u, [self._contract_diff(ws, d, kd, k0, prefix + (g,), upper, spread) for g in idx])
+        self._memo[key] = res
+        return res
 
     def _contract(self, ws, prefix, upper):
         """Knapsack contraction of dims len(prefix).. given global cell indices ``prefix``
@@ -215,3 +313,26 @@ class GridCheck:
                 raise GridClaimError("a box bound is not finite")
             worst = arb.max(worst, err).upper()
         return worst
+
+    def centred_box_bound(self, box, targets, hints, stored_slopes):
+        """The checker's centred bound C* = E_c* + sum_i s*_i r_i of a box whose entry carries
+        slopes and grid hints: s*_i >= max_o sup_B |d_i N_o - d_i f_o| from ``GridPart.derivatives``
+        and the target's forward-mode derivative, E_c* the grid bound at the exact centre (same
+        hints), r_i the exact half-widths.  A stored slope that undercuts s*_i is Invalid
+        (core.confirm_slopes); BoxError when a slope is not finite."""
+        qbox = [(fmpq(lo.numerator, lo.denominator), fmpq(hi.numerator, hi.denominator)) for lo, hi in box]
+        stored = parse_slopes(stored_slopes, self.D)
+        env = box_env(qbox)
+        names = [f"x{i}" for i in range(self.D)]
+        slopes = [arb(0)] * self.D
+        for r, (part, target) in enumerate(zip(self.parts, targets)):
+            dn = part.derivatives(qbox, hints[r * self.D:(r + 1) * self.D])
+            _, df = target.bounds_and_gradient(env, names)
+            for i, ((lo, hi), (flo, fhi)) in enumerate(zip(dn, df)):
+                m = slope_bound((lo - fhi).lower(), (hi - flo).upper())
+                slopes[i] = m if m > slopes[i] else slopes[i]
+        require_finite(slopes)
+        centre = [(lo + hi) / 2 for lo, hi in box]
+        total = centred_total(self.box_bound([(x, x) for x in centre], targets, hints), slopes, qbox)
+        confirm_slopes(stored, slopes, qbox, total)
+        return total

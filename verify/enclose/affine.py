@@ -158,7 +158,7 @@ class AffineBounder:
 
         outs, hints = self._sum_heads(self._head_parts(xl, xh), N, on_head)
         plain = error_from_outputs(outs, self.targets, self.inputs, xl, xh, xp, each=True)
-        slopes = self._slopes(dN, xl, xh)
+        slopes = target_slopes(dN, self.targets, self.inputs, xl, xh, xp)
         # E_c is the plain bound on the centre interval [cl, ch] with the box's hints; C is, up to
         # the enclosures' own rounding, at least the C* the checker computes at the exact centre
         # with the exact radii (``iv.centre_box``).
@@ -205,20 +205,19 @@ class AffineBounder:
                 cl, ch = iv.mul(dy, (iv.down(Pl - gamma, xp), iv.up(Ph - gamma, xp)), xp)
                 dN[i] = iv.add(dN[i], (iv.down(sl - ch, xp), iv.up(sh - cl, xp)), xp)
 
-    def _slopes(self, dN, xl, xh):
-        """(N, D) upper bounds of sup_B |d_i e_o| over all outputs o (inf where non-finite),
-        from the enclosures ``dN[o][i]`` of d_i N_o and the target's interval derivative
-        (outputs without a target are skipped, as ``error_from_outputs`` does)."""
-        xp = self.xp
-        N, D = xl.shape
-        box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(self.inputs)}
-        slopes = xp.zeros((N, D))
-        with np.errstate(over="ignore", invalid="ignore"):
-            for dNo, tree in zip(dN, self.targets):
-                _, df = interval_gradient(tree, box, self.inputs, xp)
-                for i in range(D):
-                    slopes[:, i] = xp.maximum(slopes[:, i], iv.slope_bound(iv.sub(dNo[i], df[i], xp), xp))
-        return slopes
+def target_slopes(dN, targets, inputs, xl, xh, xp=np):
+    """(N, D) upper bounds of sup_B |d_i e_o| over all outputs o (inf where non-finite), from the
+    enclosures ``dN[o][i]`` of d_i N_o and the target's interval derivative (outputs without a
+    target are skipped, as ``error_from_outputs`` does)."""
+    N, D = xl.shape
+    box = {name: (xl[:, i], xh[:, i]) for i, name in enumerate(inputs)}
+    slopes = xp.zeros((N, D))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for dNo, tree in zip(dN, targets):
+            _, df = interval_gradient(tree, box, inputs, xp)
+            for i in range(D):
+                slopes[:, i] = xp.maximum(slopes[:, i], iv.slope_bound(iv.sub(dNo[i], df[i], xp), xp))
+    return slopes
 
 
 def dependence(forms, targets, inputs):

@@ -8,7 +8,9 @@ sum_k prod_d p_d(k_d) v_k by contracting one dimension at a time with the knapsa
 LP dual (sound: each contraction bounds every fixed prefix).  Other keys (shifted
 copies of the grid, the self token) enter as a mixture weight a <= rho with
 rho = sum_copies e^{-mu} + sum_extras e^{logit_e - logit_{k*}}.  The grid claim comes
-from construction metadata and is verified here exactly before use.
+from construction metadata and is verified here exactly before use.  The centred form
+(``centred_bounds``) differentiates the same product: one 1-D softmax at a time, the other
+dimensions contracted as above (``_readout_derivatives``).
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ from fractions import Fraction
 import numpy as np
 
 from . import interval as iv
-from .affine import AffineBounder, dependence, error_from_outputs
+from .affine import AffineBounder, combine_outputs, dependence, error_from_outputs, target_slopes
 from .defined import defined_targets
 from .linearize import UnsupportedNetwork, affine_form, frac_interval
-from .softmax import exp_down, exp_up, knapsack_upper, sum_down, sum_up, weight_bounds
+from .softmax import exp_down, exp_up, head_output_bounds, knapsack_upper, sum_down, sum_up, weight_bounds
 
 
 def verify_structure(head, shape, main, copies):
@@ -181,7 +183,16 @@ class GridBounder:
             extras = ([_enc([x[0] for x in ex]), _enc([list(x[1]) for x in ex]),
                        _enc([x[2] for x in ex]), _enc([list(x[3]) for x in ex])])
             extras = [tuple(xp.asarray(a) for a in pair) for pair in extras]
-        return {"shape": shape, "W": W, "alpha": al, "gamma": ga,
+        spans = []
+        for d in range(D):
+            glo, ghi = float(ga[d][0].min()), float(ga[d][1].max())
+            lo, hi, fm = glo, ghi, 0.0
+            if extras is not None:
+                lo = min(lo, float(extras[1][0][:, d].min()))
+                hi = max(hi, float(extras[1][1][:, d].max()))
+                fm = max(float(abs(extras[3][0][:, d]).max()), float(abs(extras[3][1][:, d]).max()))
+            spans.append((glo, ghi, iv.up(hi - lo), fm))
+        return {"shape": shape, "W": W, "alpha": al, "gamma": ga, "spans": spans,
                 "v": (xp.asarray(vlo.reshape(shape)), xp.asarray(vhi.reshape(shape))),
                 "vmin": float(vlo.min()), "vmax": float(vhi.max()),
                 "rho_const": rho_const, "other": (olo, ohi), "extras": extras}
@@ -210,7 +221,9 @@ class GridBounder:
         return L, U, idx, s_lo
 
     def _contract(self, T, Ls, Us):
-        """Upper bound of sum_k prod_d p_d(k_d) T[k] over the per-dim weight boxes."""
+        """Upper bound of sum_k prod_d p_d(k_d) T[k] over the per-dim weight boxes, contracting T's
+        last len(Ls) axes from the last; an axis of T after the boxes' one and before those is
+        kept (a bound for each of its indices)."""
         xp = self.xp
         N = T.shape[0]
         for d in range(len(Ls) - 1, -1, -1):
@@ -224,6 +237,15 @@ class GridBounder:
         return T
 
     def _readout_bounds(self, part, xl, xh):
+        p = self._readout_parts(part, xl, xh)
+        return p["out"], p["ks"]
+
+    def _readout_parts(self, part, xl, xh, kstars=None):
+        """The readout's enclosure over the boxes ("out", (lo, hi)) and the pieces it is made of:
+        the leaders "ks" (N, D) (the hints; the leader at the float box centre unless given), the
+        1-D weight bounds "L", "U" and windows "idx" per dimension, the window's value enclosures
+        "V" (lo, hi), the grid mixture's enclosure "M" and the other keys' weight bound "a" with
+        their value range "other"."""
         xp = self.xp
         D = len(part["shape"])
         N = xl.shape[0]
@@ -232,8 +254,11 @@ class GridBounder:
         zlo = xp.ones(N)
         for d in range(D):
             al, ga = part["alpha"][d], part["gamma"][d]
-            mid = 0.5 * (al[0] + al[1])[None, :] + xm[:, d, None] * (0.5 * (ga[0] + ga[1]))[None, :]
-            k = xp.argmax(mid, axis=1)
+            if kstars is None:
+                mid = 0.5 * (al[0] + al[1])[None, :] + xm[:, d, None] * (0.5 * (ga[0] + ga[1]))[None, :]
+                k = xp.argmax(mid, axis=1)
+            else:
+                k = kstars[:, d]
             L, U, idx, s_lo = self._weights_1d(part, d, xl[:, d], xh[:, d], k)
             zlo = xp.minimum(iv.down(zlo * s_lo, xp), np.finfo(np.float64).max)  # overflow stays a true lower bound
             ks.append(k); Ls.append(L); Us.append(U); idxs.append(idx)
@@ -286,7 +311,112 @@ class GridBounder:
             dn_gap = xp.where(olo >= Ml, 0.0, iv.up(a * iv.up(Ml - olo, xp), xp))
             nhi = xp.where(a > 0, iv.up(Mh + up_gap, xp), Mh)
             nlo = xp.where(a > 0, iv.down(Ml - dn_gap, xp), Ml)
-        return (nlo, nhi), xp.stack(ks, axis=1)
+        return {"out": (nlo, nhi), "ks": xp.stack(ks, axis=1), "L": Ls, "U": Us, "idx": idxs,
+                "V": (vlo_w, vhi_w), "M": (Ml, Mh), "a": a, "other": (olo, ohi)}
+
+    def _readout_derivatives(self, part, pr):
+        """Enclosures (lo, hi) (N,) of d_d N over the boxes, per input d, from the product form.
+
+        With p_d dimension d's 1-D softmax and M_k the grid mixture over the other dimensions given
+        k_d = k (so M = sum_k p_d(k) M_k, and M_k does not depend on x_d), d_d p_d(k) =
+        p_d(k) (gamma_d(k) - P_d) with P_d = sum_k p_d(k) gamma_d(k).  As sum_k p_d(k) (gamma_d(k)
+        - P_d) = 0, M_k may be replaced by D_k = M_k - M_k0 (k0 the leader's cell), and then,
+        exactly, for any constants g and mu (sum_k p_d(k) = 1),
+            d_d M = sum_k p_d(k) (gamma_d(k) - g)(D_k - mu) - (P_d - g)(S - mu),  S = sum_k p_d(k) D_k.
+        D_k is enclosed by contracting the other dimensions over the value differences, so its
+        ends move with x only as much as M_k - M_k0 does (not as M_k); g and mu are the midpoints
+        of the enclosures of P_d and S, so the knapsack over dimension d's window sees a constant
+        times a narrow interval per cell and the correction is a product of two half-widths.
+        Nothing decouples one dimension's weights from another's, as a knapsack over the G^D
+        joint weights would.  The window's outside slot (weight in [0, eta]) carries a convex
+        combination of the outside cells' terms: gamma in the range of all cells, D_k within the
+        values' spread.  The other keys (weight a, values O in "other") add d a (O - M) +
+        a (d O - d M), with |d a| <= a s and |d O| <= max |F_d| + max |O| s, s the width of the
+        range of every key's logit slope along x_d.
+        """
+        xp = self.xp
+        D = len(part["shape"])
+        vlo_w, vhi_w = pr["V"]
+        Ml, Mh = pr["M"]
+        a, (olo, ohi) = pr["a"], pr["other"]
+        n = Ml.shape[0]
+        shp = (n,) + tuple(w + 1 for w in part["W"])
+        win = (slice(None),) + tuple(slice(0, w) for w in part["W"])
+        spread = iv.up(part["vmax"] - part["vmin"])   # |v - v'| for any two values
+        out = []
+        with np.errstate(over="ignore", invalid="ignore"):
+            for d in range(D):
+                # D_k = M_k - M_k0 (k0 the leader's cell): the contraction of the value differences
+                # along d, whose ends move with x only as much as M_k - M_k0 does
+                r0 = (pr["ks"][:, d] - pr["idx"][d][:, 0]).reshape((n,) + (1,) * D)
+                ref_lo = xp.take_along_axis(vlo_w, r0, axis=d + 1)
+                ref_hi = xp.take_along_axis(vhi_w, r0, axis=d + 1)
+                Dhi = xp.full(shp, spread)
+                Dhi[win] = iv.up(vhi_w - ref_lo, xp)
+                Dlo = xp.full(shp, spread)     # negated lower ends
+                Dlo[win] = iv.up(ref_hi - vlo_w, xp)
+                others = [e for e in range(D) if e != d]
+                Lo, Uo = [pr["L"][e] for e in others], [pr["U"][e] for e in others]
+                k_hi = self._contract(xp.moveaxis(Dhi, d + 1, 1), Lo, Uo)
+                k_lo = -self._contract(xp.moveaxis(Dlo, d + 1, 1), Lo, Uo)
+                L, U, idx = pr["L"][d], pr["U"][d], pr["idx"][d]
+                ga = part["gamma"][d]
+                glo_all, ghi_all, span, fmax = part["spans"][d]
+                glo = xp.concatenate([ga[0][idx], xp.full((n, 1), glo_all)], axis=1)
+                ghi = xp.concatenate([ga[1][idx], xp.full((n, 1), ghi_all)], axis=1)
+                Pl, Ph = head_output_bounds(L, U, glo, ghi, xp)
+                g = 0.5 * (Pl + Ph)
+                Sl, Sh = head_output_bounds(L, U, k_lo, k_hi, xp)   # sum_k p_d(k) D_k = M - M_k0
+                mu = 0.5 * (Sl + Sh)
+                dg = (iv.down(glo - g[:, None], xp), iv.up(ghi - g[:, None], xp))
+                ql, qh = iv.mul(dg, (iv.down(k_lo - mu[:, None], xp), iv.up(k_hi - mu[:, None], xp)), xp)
+                sl, sh = head_output_bounds(L, U, ql, qh, xp)
+                cl, ch = iv.mul((iv.down(Pl - g, xp), iv.up(Ph - g, xp)),
+                                (iv.down(Sl - mu, xp), iv.up(Sh - mu, xp)), xp)
+                dlo, dhi = iv.down(sl - ch, xp), iv.up(sh - cl, xp)
+                # the other keys' share: a (s max|O - M| + max|F_d| + s (|olo| v |ohi|) + max|d M|)
+                gap = xp.maximum(xp.maximum(iv.up(ohi - Ml, xp), iv.up(Mh - olo, xp)), 0.0)
+                big_o = xp.maximum(xp.abs(olo), xp.abs(ohi))
+                dm_abs = xp.maximum(xp.abs(dlo), xp.abs(dhi))
+                rad = iv.up(iv.up(iv.up(span * gap, xp) + fmax, xp) + iv.up(span * big_o, xp), xp)
+                rad = iv.up(a * iv.up(rad + dm_abs, xp), xp)
+                rad = xp.where(a > 0, rad, 0.0)
+                out.append((iv.down(dlo - rad, xp), iv.up(dhi + rad, xp)))
+        return out
+
+    def _centred_pass(self, xl, xh):
+        """``centred_bounds`` on at most one pass of boxes."""
+        xp = self.xp
+        cl, ch, r = iv.centre_box(xl, xh, xp)
+        outs, outs_c, dN, hints = [], [], [], []
+        for part in self.parts:
+            pr = self._readout_parts(part, xl, xh)
+            outs.append(pr["out"])
+            hints.append(pr["ks"])
+            dN.append(self._readout_derivatives(part, pr))
+            del pr
+            outs_c.append(self._readout_parts(part, cl, ch, hints[-1])["out"])
+        plain = error_from_outputs(outs, self.targets, self.inputs, xl, xh, xp, each=True)
+        slopes = target_slopes(dN, self.targets, self.inputs, xl, xh, xp)
+        Ec = combine_outputs(error_from_outputs(outs_c, self.targets, self.inputs, cl, ch, xp, each=True), xp)
+        return plain, iv.mean_value_bound(Ec, slopes, r, xp), slopes, xp.concatenate(hints, axis=1)
+
+    def centred_bounds(self, xl, xh):
+        """The plain bounds per output (N, R), the centred bound C (N,), the slopes (N, D) and the
+        grid hints (N, R*D) of each box: C = E_c + sum_i slope_i r_i with E_c the grid bound at
+        the box centre (same hints) and slope_i >= sup_B |d_i (N_o - f_o)| from
+        ``_readout_derivatives`` and the target's interval derivative."""
+        xp = self.xp
+        n = xl.shape[0]
+        step = min(self.boxes_per_pass(p) for p in self.parts)
+        if n <= step:
+            return self._centred_pass(xl, xh)
+        pieces = [self._centred_pass(xl[s:s + step], xh[s:s + step]) for s in range(0, n, step)]
+        return tuple(xp.concatenate([p[i] for p in pieces]) for i in range(4))
+
+    def centred_parts(self, xl, xh):
+        """(plain per output, C, slopes) as ``centred_bounds``, without the hints."""
+        return self.centred_bounds(xl, xh)[:3]
 
     @property
     def point_bounder(self):
