@@ -18,6 +18,8 @@ CASES = [
     ("ramp-multihead", ["n=5", "H=2", "kappa=27/10"], 0.01575, ("paving",)),
     ("relu-net", ["f=sin(3*x0)", "units=6"], 0.12, ("paving",)),
     ("max-affine", ["f=sin(3*x0)", "G=16", "kappa=5/2"], 0.05, ("paving", "analytic", "auto")),
+    # 2-D grid: near its sup most leaves are centred boxes of the grid's own form ("centred": "grid")
+    ("max-affine", ["f=cos(x0)*x1", "G=4"], 0.1372, ("paving",)),
 ]
 
 

@@ -7,7 +7,8 @@ tree in exact rationals (so the boxes tile the domain by construction), and boun
 each box with python-flint's Arb.  A bug in the searcher cannot vouch for itself.  A box of a
 Linf paving (or output group) whose "slopes" entry is not empty is a centred box: its slopes
 and its bound are confirmed by the centred (mean-value) bound (check/centred.py; for a layered
-network, check/layered.py's).  Residual evidence (icl-gd) goes to check/residual.py.
+network, check/layered.py's; for a grid paving marked "centred": "grid", check/grid.py's product
+form with grid hints).  Residual evidence (icl-gd) goes to check/residual.py.
 
 Every number the certificate states is confirmed or the check fails: a stored bound may
 undercut the checker's own by at most core.REL_SLACK of itself (never a slack in eps); the

@@ -20,8 +20,9 @@ def check_boxes(boxes, bounds, hints, bound, eps, *, n_hints=None, lp=False, sta
     ``slopes`` (optional, aligned with ``boxes``): per box either [] (a plain box, re-bounded with
     ``bound``) or one exact rational string per input (a centred box, re-bounded with
     ``centred(box, hints, slopes)``, which confirms the slopes and returns the centred bound).
-    A centred box's hints are those of the affine bound (one leading key per head):
-    ``n_centred_hints`` of them when given (with a grid paving, plain boxes carry grid hints).
+    A centred box's hints are those of its centred form: ``n_centred_hints`` of them when given
+    (one leading key per head for the affine form, whose boxes in a grid paving differ from the
+    plain boxes' grid hints; a paving marked "centred": "grid" uses grid hints for both).
     """
     if slopes is not None:
         if centred is None:

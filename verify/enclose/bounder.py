@@ -37,12 +37,13 @@ WINDOW = 4.0
 class CentredBounder:
     """The tighter of a plain bounder's bound and a centred (mean-value) bound, per box (per output
     with ``each``: min(plain_o, C), whose combination is min(plain, C)).  ``centred`` gives the
-    latter: the affine bounder (one layer, also for a grid) or the layered bounder itself.
+    latter: the plain bounder itself (affine, grid or layered: each has its own centred form).
 
     With ``accept`` the centred bound is computed only for boxes whose plain bound lies in
     [accept, WINDOW * accept); elsewhere the plain bound stands (always sound: C only ever
     lowers a bound it also proves).  Hints are the plain bounder's; ``centred_leaves`` gives a
-    centred box's own evidence (slopes and affine hints)."""
+    centred box's own evidence (slopes and the centred form's hints: grid hints on a grid, whose
+    evidence then says "centred": "grid")."""
 
     def __init__(self, plain, centred, accept=None):
         self.plain, self.centred, self.accept = plain, centred, accept
