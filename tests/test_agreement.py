@@ -20,14 +20,19 @@ CASES = [
     ("max-affine", ["f=sin(3*x0)", "G=16", "kappa=5/2"], 0.05, ("paving", "analytic", "auto")),
     # 2-D grid: near its sup most leaves are centred boxes of the grid's own form ("centred": "grid")
     ("max-affine", ["f=cos(x0)*x1", "G=4"], 0.1372, ("paving",)),
+    # the residual route: one embedded 1-D paving instead of the 5-D one
+    ("icl-gd", ["n=2"], 0.003938, ("residual",)),
 ]
+# the paving's box bound: the search's default, the centred form (one layer: affine or grid;
+# relu-net: the layered one), or plain interval bounds only
+ENCLOSURES = ("auto", "centred", "plain")
 
 
-def _certify_then_check(tmp_path, name, sets, eps, method, float64=False):
+def _certify_then_check(tmp_path, name, sets, eps, method, float64=False, enclosure="auto"):
     import uuid
     out = tmp_path / f"c-{uuid.uuid4().hex}.json"   # hypothesis reuses tmp_path across examples
     argv = ["certify", name, *sum((["--set", s] for s in sets), []), "--eps", repr(eps), "-o", str(out),
-            "--method", method, "--format", "json", "--max-boxes", "40000"]
+            "--method", method, "--format", "json", "--max-boxes", "40000", "--enclosure", enclosure]
     if float64:
         argv.append("--float64")
     code = main(argv)
@@ -40,20 +45,23 @@ def _certify_then_check(tmp_path, name, sets, eps, method, float64=False):
 
 
 @settings(max_examples=14, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=st.sampled_from(CASES), ratio=st.floats(0.9, 3.0), pick=st.integers(0, 2), f64=st.booleans())
-def test_certified_means_the_checker_agrees(tmp_path, capsys, case, ratio, pick, f64):
+@given(case=st.sampled_from(CASES), ratio=st.floats(0.9, 3.0), pick=st.integers(0, 2), f64=st.booleans(),
+       enc=st.sampled_from(ENCLOSURES))
+def test_certified_means_the_checker_agrees(tmp_path, capsys, case, ratio, pick, f64, enc):
     name, sets, sup, methods = case
     _certify_then_check(tmp_path, name, sets, sup * ratio, methods[pick % len(methods)],
-                        float64=f64 and name != "max-affine")
+                        float64=f64 and name != "max-affine", enclosure=enc)
     capsys.readouterr()
 
 
 @pytest.mark.slow
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=st.sampled_from(CASES), ratio=st.floats(0.9, 5.0), pick=st.integers(0, 2), f64=st.booleans())
-def test_certified_means_the_checker_agrees_long(tmp_path, capsys, case, ratio, pick, f64):
+@given(case=st.sampled_from(CASES), ratio=st.floats(0.9, 5.0), pick=st.integers(0, 2), f64=st.booleans(),
+       enc=st.sampled_from(ENCLOSURES))
+def test_certified_means_the_checker_agrees_long(tmp_path, capsys, case, ratio, pick, f64, enc):
     name, sets, sup, methods = case
-    _certify_then_check(tmp_path, name, sets, sup * ratio, methods[pick % len(methods)], float64=f64)
+    _certify_then_check(tmp_path, name, sets, sup * ratio, methods[pick % len(methods)], float64=f64,
+                        enclosure=enc)
     capsys.readouterr()
 
 
