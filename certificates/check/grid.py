@@ -154,8 +154,9 @@ class GridPart:
         if len(self._w1d) > W1D_ENTRIES:
             self._w1d.clear()
         ws = [self._weights_1d(d, qbox[d], kstar[d]) for d in range(D)]
-        Mh = self._contract(ws, (), True)
-        Ml = -self._contract(ws, (), False)
+        dims = tuple(range(D))
+        Mh = self._contract(ws, dims, (), self._value_leaf(True), ("M", True))
+        Ml = -self._contract(ws, dims, (), self._value_leaf(False), ("M", False))
         zlo = arb(1)
         for w in ws:  # Z_d(x) / e^{logit_d(k*)} >= S_lo_d on the box
             zlo = zlo * w[4]
@@ -201,8 +202,14 @@ class GridPart:
             W = self.window[d]
             idx = [start + i for i in range(W)] + [None]
             k0 = kstar[d]
-            dk_hi = [self._contract_diff(ws, d, g, k0, (), True, spread) for g in idx]
-            dk_lo = [-self._contract_diff(ws, d, g, k0, (), False, spread) for g in idx]
+            others = tuple(e for e in range(self.D) if e != d)
+            # D_k = M_k - M_k0; the outside slot's (k None) lies within +-spread
+            dk_hi = [spread if g is None else
+                     self._contract(ws, others, (), self._diff_leaf(d, g, k0, True, spread), ("D", True, d, g, k0))
+                     for g in idx]
+            dk_lo = [-spread if g is None else
+                     -self._contract(ws, others, (), self._diff_leaf(d, g, k0, False, spread), ("D", False, d, g, k0))
+                     for g in idx]
             gmin, gmax, span, fmax = self.spans[d]
             g_lo = [arb(self.gamma[d][g]) for g in idx[:-1]] + [arb(gmin)]
             g_hi = g_lo[:-1] + [arb(gmax)]
@@ -229,64 +236,56 @@ class GridPart:
             out.append((lo, hi))
         return out
 
-    def _contract_diff(self, ws, d, kd, k0, prefix, upper, spread):
-        """Knapsack contraction over every dimension but d of the value differences
-        v(k with k_d = kd) - v(k with k_d = k0) (upper end, or the negated lower end), given the
-        global cell indices ``prefix`` of the dimensions before the next one to contract (d
-        skipped); a None index is an outside slot, whose differences are within +-spread."""
-        others = [e for e in range(self.D) if e != d]
+    def _contract(self, ws, dims, prefix, leaf, tag):
+        """Knapsack contraction over the dimensions ``dims`` (the last one first) of the values
+        ``leaf(cells)`` gives for global cell indices of every dimension in ``dims``, given the
+        indices ``prefix`` of the first len(prefix) of them.  A None index is the outside slot:
+        ``leaf`` gives one value for every cell below it, which is then the contraction too (a
+        knapsack over equal values is that value).  Memoised under ``tag``, since boxes of a
+        paving share their 1-D parts."""
         n = len(prefix)
-        key = ("diff", upper, d, kd, k0, prefix, tuple(ws[e][3] for e in others[n:]))
+        if n == len(dims) or None in prefix:
+            return leaf(prefix)
+        key = (tag, prefix, tuple(ws[e][3] for e in dims[n:]))
         hit = self._memo.get(key)
         if hit is not None:
             return hit
-        if kd is None or any(v is None for v in prefix):
-            return spread   # an outside slot: every entry below it is +-spread, as is their contraction
-        if n == len(others):
-            full = [0] * self.D
-            for e, v in zip(others, prefix):
-                full[e] = v
-            full[d] = kd
-            a_ = self.values[sum(full[e] * self.strides[e] for e in range(self.D))]
-            full[d] = k0
-            b_ = self.values[sum(full[e] * self.strides[e] for e in range(self.D))]
-            res = (a_ - b_).upper() if upper else (b_ - a_).upper()
-            self._memo[key] = res
-            return res
-        e = others[n]
+        e = dims[n]
         l, u, start = ws[e][:3]
         idx = [start + i for i in range(self.window[e])] + [None]
-        res = _knapsack_upper(l, u, [self._contract_diff(ws, d, kd, k0, prefix + (g,), upper, spread) for g in idx])
+        res = _knapsack_upper(l, u, [self._contract(ws, dims, prefix + (g,), leaf, tag) for g in idx])
         self._memo[key] = res
         return res
 
-    def _contract(self, ws, prefix, upper):
-        """Knapsack contraction of dims len(prefix).. given global cell indices ``prefix``
-        (None = the outside slot); memoised, since boxes of a paving share their 1-D parts."""
-        d = len(prefix)
-        key = (upper, prefix, tuple(w[3] for w in ws[d:]))
-        hit = self._memo.get(key)
-        if hit is not None:
-            return hit
-        l, u, start = ws[d][:3]
-        W = self.window[d]
-        idx = [start + i for i in range(W)] + [None]
-        if d == self.D - 1:
-            vals = []
-            for g in idx:
-                full = prefix + (g,)
-                if any(v is None for v in full):
-                    vals.append(self.vmax if upper else -self.vmin)
-                else:
-                    flat = sum(full[e] * self.strides[e] for e in range(self.D))
-                    vals.append(self.values[flat] if upper else -self.values[flat])
-        elif any(v is None for v in prefix):
-            vals = [self.vmax if upper else -self.vmin] * (W + 1)
-        else:
-            vals = [self._contract(ws, prefix + (g,), upper) for g in idx]
-        res = _knapsack_upper(l, u, vals)
-        self._memo[key] = res
-        return res
+    def _flat(self, cells):
+        return sum(k * s for k, s in zip(cells, self.strides))
+
+    def _value_leaf(self, upper):
+        """The grid's values (negated for the lower end), the extreme one for an outside slot."""
+        values, out = self.values, (self.vmax if upper else -self.vmin)
+
+        def leaf(cells):
+            if None in cells:
+                return out
+            v = values[self._flat(cells)]
+            return v if upper else -v
+        return leaf
+
+    def _diff_leaf(self, d, kd, k0, upper, spread):
+        """Upper ends of v(k with k_d = kd) - v(k with k_d = k0) (of its negation for the lower
+        end) for cells of the other dimensions; +-spread bounds it for an outside slot."""
+        values = self.values
+
+        def leaf(cells):
+            if None in cells:
+                return spread
+            full = list(cells)
+            full.insert(d, kd)
+            a = values[self._flat(full)]
+            full[d] = k0
+            b = values[self._flat(full)]
+            return (a - b).upper() if upper else (b - a).upper()
+        return leaf
 
 
 class GridCheck:
