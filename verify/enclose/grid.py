@@ -406,13 +406,7 @@ class GridBounder:
         grid hints (N, R*D) of each box: C = E_c + sum_i slope_i r_i with E_c the grid bound at
         the box centre (same hints) and slope_i >= sup_B |d_i (N_o - f_o)| from
         ``_readout_derivatives`` and the target's interval derivative."""
-        xp = self.xp
-        n = xl.shape[0]
-        step = min(self.boxes_per_pass(p) for p in self.parts)
-        if n <= step:
-            return self._centred_pass(xl, xh)
-        pieces = [self._centred_pass(xl[s:s + step], xh[s:s + step]) for s in range(0, n, step)]
-        return tuple(xp.concatenate([p[i] for p in pieces]) for i in range(4))
+        return self._in_passes(self._centred_pass, xl, xh, min(self.boxes_per_pass(p) for p in self.parts))
 
     def centred_parts(self, xl, xh):
         """(plain per output, C, slopes) as ``centred_bounds``, without the hints."""
@@ -433,18 +427,25 @@ class GridBounder:
         extras = 0 if part["extras"] is None else int(part["extras"][0][0].shape[0])
         return max(1, (TABLE_ELEMENTS_GPU if gpu else TABLE_ELEMENTS) // max(cells, extras, 1))
 
-    def output_bounds(self, xl, xh):
-        xp = self.xp
+    def _in_passes(self, fn, xl, xh, step):
+        """fn(xl, xh) (arrays, or nested tuples of arrays, per box) over at most ``step`` boxes at a
+        time, concatenated: every bound is per box, so the same floats whatever the cut."""
         n = xl.shape[0]
+        if n <= step:
+            return fn(xl, xh)
+        pieces = [fn(xl[s:s + step], xh[s:s + step]) for s in range(0, n, step)]
+
+        def join(parts):
+            if isinstance(parts[0], tuple):
+                return tuple(join([p[i] for p in parts]) for i in range(len(parts[0])))
+            return self.xp.concatenate(parts)
+        return join(pieces)
+
+    def output_bounds(self, xl, xh):
         outs, hints = [], []
         for part in self.parts:
-            step = self.boxes_per_pass(part)
-            if n <= step:
-                o, k = self._readout_bounds(part, xl, xh)
-            else:   # per box: the same floats whatever the cut
-                pieces = [self._readout_bounds(part, xl[s:s + step], xh[s:s + step]) for s in range(0, n, step)]
-                o = (xp.concatenate([p[0][0] for p in pieces]), xp.concatenate([p[0][1] for p in pieces]))
-                k = xp.concatenate([p[1] for p in pieces])
+            o, k = self._in_passes(lambda a, b, part=part: self._readout_bounds(part, a, b), xl, xh,
+                                   self.boxes_per_pass(part))
             outs.append(o)
             hints.append(k)
         return outs, hints
