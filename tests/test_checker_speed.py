@@ -19,18 +19,32 @@ from certificates.check.document import check_doc
 LIB = pathlib.Path(__file__).resolve().parent.parent / "certificates" / "library"
 
 
-def _ramp_head(p, kappa, rng):
+def _fq(f: Fraction) -> fmpq:
+    return fmpq(f.numerator, f.denominator)
+
+
+def _ramp_head(p, kappa, rng, const=False):
     """A 1-D ramp-like head: logits kappa*(j/p)*x - kappa*(j/p)^2/2 (peaked near x = j/p),
-    constant or affine values."""
+    affine values, or constant ones with ``const``."""
     c, G, e, F = [], [], [], []
     for j in range(p):
         t = Fraction(j, p - 1) * 4 - 2
-        c.append(fmpq(-(kappa * t * t).numerator, (2 * t * t).denominator if False else 1) * 0
-                 + fmpq(*(lambda f: (f.numerator, f.denominator))(-kappa * t * t / 2)))
-        G.append([fmpq(*(lambda f: (f.numerator, f.denominator))(kappa * t))])
+        c.append(_fq(-kappa * t * t / 2))
+        G.append([_fq(kappa * t)])
         e.append(fmpq(rng.randint(-50, 50), 17))
         F.append([fmpq(rng.randint(-3, 3), 7) if rng.random() < 0.5 else fmpq(0)])
+    if const:
+        F = [[fmpq(0)] for _ in F]
     return c, G, e, F
+
+
+@pytest.fixture
+def arb_prec():
+    """The checker's working precision for the test, restored after it."""
+    old = ctx.prec
+    ctx.prec = PREC
+    yield
+    ctx.prec = old
 
 
 def _dense(c, G, e, F, x):
@@ -43,33 +57,26 @@ def _dense(c, G, e, F, x):
 
 
 @pytest.mark.parametrize("kappa,const", [(30, True), (30, False), (10 ** 6, True), (10 ** 6, False), (3, True)])
-def test_lumped_bound_encloses_dense_samples(kappa, const):
+def test_lumped_bound_encloses_dense_samples(kappa, const, arb_prec):
     rng = random.Random(kappa + const)
-    c, G, e, F = _ramp_head(61, kappa, rng)
-    if const:
-        F = [[fmpq(0)] for _ in F]
+    c, G, e, F = _ramp_head(61, kappa, rng, const)
     prep = PreparedHeads([[(c, G, e, F)]])
-    old = ctx.prec
-    ctx.prec = PREC
-    try:
-        for _ in range(25):
-            a = Fraction(rng.randint(-2000, 1990), 1000)
-            b = a + Fraction(rng.randint(1, 40), 1000)
-            qbox = [(fmpq(a.numerator, a.denominator), fmpq(b.numerator, b.denominator))]
-            mpmath.mp.prec = 200
-            xs = [mpmath.mpf(a.numerator) / a.denominator + (mpmath.mpf(b.numerator) / b.denominator
-                  - mpmath.mpf(a.numerator) / a.denominator) * k / 16 for k in range(17)]
-            ys = [_dense(c, G, e, F, x) for x in xs]
-            # the hint: the key with the largest logit at the centre (any hint is sound)
-            mid = (a + b) / 2
-            ks = max(range(len(c)), key=lambda j: float(c[j]) + float(G[j][0]) * float(mid))
-            for hint in (ks, rng.randrange(len(c))):
-                lo, hi = _head_bound(prep, 0, hint, qbox)
-                for y in ys:
-                    assert lo.lower() <= arb(mpmath.nstr(y, 60)) + arb("1e-30")
-                    assert hi.upper() >= arb(mpmath.nstr(y, 60)) - arb("1e-30")
-    finally:
-        ctx.prec = old
+    for _ in range(25):
+        a = Fraction(rng.randint(-2000, 1990), 1000)
+        b = a + Fraction(rng.randint(1, 40), 1000)
+        qbox = [(fmpq(a.numerator, a.denominator), fmpq(b.numerator, b.denominator))]
+        mpmath.mp.prec = 200
+        xs = [mpmath.mpf(a.numerator) / a.denominator + (mpmath.mpf(b.numerator) / b.denominator
+              - mpmath.mpf(a.numerator) / a.denominator) * k / 16 for k in range(17)]
+        ys = [_dense(c, G, e, F, x) for x in xs]
+        # the hint: the key with the largest logit at the centre (any hint is sound)
+        mid = (a + b) / 2
+        ks = max(range(len(c)), key=lambda j: float(c[j]) + float(G[j][0]) * float(mid))
+        for hint in (ks, rng.randrange(len(c))):
+            lo, hi = _head_bound(prep, 0, hint, qbox)
+            for y in ys:
+                assert lo.lower() <= arb(mpmath.nstr(y, 60)) + arb("1e-30")
+                assert hi.upper() >= arb(mpmath.nstr(y, 60)) - arb("1e-30")
 
 
 def _ramp_doc():
@@ -100,9 +107,6 @@ def test_tampered_bound_rejected_serial_and_parallel():
 
 
 # ------------------------------------------------------------------ the float screen and the fast paths
-
-def _fq(f: Fraction) -> fmpq:
-    return fmpq(f.numerator, f.denominator)
 
 
 def _random_rat(rng, scale):
@@ -150,88 +154,69 @@ def test_float_screen_refuses_subnormal_coefficients():
 
 
 @pytest.mark.parametrize("kappa,const", [(30, True), (30, False), (10 ** 4, True), (10 ** 4, False)])
-def test_screened_head_bound_equals_the_unscreened_one(kappa, const, monkeypatch):
+def test_screened_head_bound_equals_the_unscreened_one(kappa, const, monkeypatch, arb_prec):
     """The screen only saves work: the same keys are bounded one by one, and the bounds agree with
     the key-by-key ones up to the tail's e^-60 scale."""
     from certificates.check import core
     rng = random.Random(kappa * 3 + const)
-    c, G, e, F = _ramp_head(81, kappa, rng)
-    if const:
-        F = [[fmpq(0)] for _ in F]
+    c, G, e, F = _ramp_head(81, kappa, rng, const)
     heads = [[(c, G, e, F)]]
-    old = ctx.prec
-    ctx.prec = PREC
-    try:
-        for _ in range(20):
-            a = Fraction(rng.randint(-2000, 1990), 1000)
-            b = a + Fraction(rng.randint(1, 40), 1000)
-            qbox = [(_fq(a), _fq(b))]
-            ks = rng.randrange(len(c))
-            fast = core.head_parts(core.PreparedHeads(heads), 0, ks, qbox)
-            monkeypatch.setattr(core, "SCREEN_MIN_KEYS", 10 ** 9)
-            slow = core.head_parts(core.PreparedHeads(heads), 0, ks, qbox)
-            monkeypatch.undo()
-            assert fast[2] == slow[2]                      # the same keys one by one
-            assert len(fast[3]) == len(slow[3])            # a tail in both or in neither
-            for x, y in ((fast[0], slow[0]), (fast[1], slow[1])):
-                assert abs(x - y) < arb("1e-20")
-    finally:
-        ctx.prec = old
+    for _ in range(20):
+        a = Fraction(rng.randint(-2000, 1990), 1000)
+        b = a + Fraction(rng.randint(1, 40), 1000)
+        qbox = [(_fq(a), _fq(b))]
+        ks = rng.randrange(len(c))
+        fast = core.head_parts(core.PreparedHeads(heads), 0, ks, qbox)
+        monkeypatch.setattr(core, "SCREEN_MIN_KEYS", 10 ** 9)
+        slow = core.head_parts(core.PreparedHeads(heads), 0, ks, qbox)
+        monkeypatch.undo()
+        assert fast[2] == slow[2]                      # the same keys one by one
+        assert len(fast[3]) == len(slow[3])            # a tail in both or in neither
+        for x, y in ((fast[0], slow[0]), (fast[1], slow[1])):
+            assert abs(x - y) < arb("1e-20")
 
 
 @pytest.mark.parametrize("kappa,const", [(30, True), (30, False), (10 ** 6, True), (3, False)])
-def test_point_head_bound_encloses_the_exact_output(kappa, const):
+def test_point_head_bound_encloses_the_exact_output(kappa, const, arb_prec):
     from certificates.check.core import point_head_bound
     rng = random.Random(kappa + 7 * const)
-    c, G, e, F = _ramp_head(61, kappa, rng)
-    if const:
-        F = [[fmpq(0)] for _ in F]
+    c, G, e, F = _ramp_head(61, kappa, rng, const)
     prep = PreparedHeads([[(c, G, e, F)]])
-    old = ctx.prec
-    ctx.prec = PREC
-    try:
-        for _ in range(30):
-            x = Fraction(rng.randint(-2000, 2000), 1000)
-            mpmath.mp.prec = 200
-            y = _dense(c, G, e, F, mpmath.mpf(x.numerator) / x.denominator)
-            for ks in (max(range(len(c)), key=lambda j: float(c[j]) + float(G[j][0]) * float(x)),
-                       rng.randrange(len(c))):
-                lo, hi = point_head_bound(prep, 0, ks, [(_fq(x), _fq(x))])
-                yy = arb(mpmath.nstr(y, 60))
-                assert lo.lower() <= yy + arb("1e-30") and hi.upper() >= yy - arb("1e-30")
-                assert (hi - lo).upper() < arb("1e-15") * (1 + abs(yy))
-    finally:
-        ctx.prec = old
+    for _ in range(30):
+        x = Fraction(rng.randint(-2000, 2000), 1000)
+        mpmath.mp.prec = 200
+        y = _dense(c, G, e, F, mpmath.mpf(x.numerator) / x.denominator)
+        for ks in (max(range(len(c)), key=lambda j: float(c[j]) + float(G[j][0]) * float(x)),
+                   rng.randrange(len(c))):
+            lo, hi = point_head_bound(prep, 0, ks, [(_fq(x), _fq(x))])
+            yy = arb(mpmath.nstr(y, 60))
+            assert lo.lower() <= yy + arb("1e-30") and hi.upper() >= yy - arb("1e-30")
+            assert (hi - lo).upper() < arb("1e-15") * (1 + abs(yy))
 
 
-def test_knapsack_lower_is_the_negated_upper_end():
+def test_knapsack_lower_is_the_negated_upper_end(arb_prec):
     from certificates.check.core import knapsack_lower, knapsack_upper
     rng = random.Random(5)
-    old = ctx.prec
-    ctx.prec = PREC
-    try:
-        for _ in range(500):
-            n = rng.randint(1, 12)
-            w = [rng.random() for _ in range(n)]
-            l = [arb(fmpq(int(x * 10 ** 6), 2 * 10 ** 6 * n)).lower() for x in w]
-            u = [arb.min(arb(fmpq(int(x * 10 ** 6), 10 ** 6)) * 3 / n, arb(1)).upper() for x in w]
-            v = [arb(fmpq(rng.randint(-100, 100), rng.randint(1, 7))).upper() for _ in range(n)]
-            if rng.random() < 0.3:
-                v = [x + arb(0, 1e-40) for x in v]    # balls: the sign of v_j - t may be undecided
-            lo = knapsack_lower(l, u, v)
-            assert lo.mid() == (-knapsack_upper(l, u, [-x for x in v])).mid()
-            # and it is a lower end of every feasible point: a = l + (1 - sum l) spread by u - l
-            a = [float(x.mid()) for x in l]
-            rest = 1 - sum(a)
-            for j in rng.sample(range(n), n):
-                add = min(rest, float(u[j].mid()) - a[j])
-                a[j] += add
-                rest -= add
-            if rest <= 1e-12:
-                val = sum(arb(aj) * vj for aj, vj in zip(a, v))
-                assert lo <= val + arb("1e-12")
-    finally:
-        ctx.prec = old
+    for _ in range(500):
+        n = rng.randint(1, 12)
+        w = [rng.random() for _ in range(n)]
+        l = [arb(fmpq(int(x * 10 ** 6), 2 * 10 ** 6 * n)).lower() for x in w]
+        u = [arb.min(arb(fmpq(int(x * 10 ** 6), 10 ** 6)) * 3 / n, arb(1)).upper() for x in w]
+        v = [arb(fmpq(rng.randint(-100, 100), rng.randint(1, 7))).upper() for _ in range(n)]
+        if rng.random() < 0.3:
+            v = [x + arb(0, 1e-40) for x in v]    # balls: the sign of v_j - t may be undecided
+        lo = knapsack_lower(l, u, v)
+        assert lo.mid() == (-knapsack_upper(l, u, [-x for x in v])).mid()
+        # and it is a lower end of every feasible point: a = l + (1 - sum l) spread by u - l
+        a = [float(x.mid()) for x in l]
+        rest = 1 - sum(a)
+        for j in rng.sample(range(n), n):
+            add = min(rest, float(u[j].mid()) - a[j])
+            a[j] += add
+            rest -= add
+        if rest <= 1e-12:
+            val = sum(arb(aj) * vj for aj, vj in zip(a, v))
+            assert lo <= val + arb("1e-12")
 
 
 def test_corner_product_is_the_hull_of_the_four_corners():
