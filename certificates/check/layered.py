@@ -87,9 +87,7 @@ def _combine(l, u, vals, lu=None):
         lu = knapsack_floats(l, u)
     hi = _knapsack(l, u, [v.upper() for v in vals], None, lu)
     lo = knapsack_lower(l, u, [v.lower() for v in vals], None, lu)
-    if not (hi.is_finite() and lo.is_finite()):
-        return arb("nan")
-    return lo.union(hi)
+    return _ends_ball(lo, hi)
 
 
 # -- interval ends (pairs of exact arbs) for the derivative pass of the centred bound
@@ -227,7 +225,7 @@ def _add(a, b, qbox):
 
 
 def _ends_ball(lo, hi):
-    """The ball of exact-ended [lo, hi] (NaN when an end is not finite, as ``_combine``)."""
+    """The ball of exact-ended [lo, hi]; NaN when an end is not finite (never a number)."""
     if not (lo.is_finite() and hi.is_finite()):
         return arb("nan")
     return lo.union(hi)
